@@ -1,0 +1,61 @@
+"""Gunicorn settings for the API, loaded with ``-c`` by ``licentric serve``.
+
+Read by gunicorn's master as a plain module, so settings are module globals. Values come
+from the same :class:`Config` the app uses (``LICENTRIC_HOST``/``LICENTRIC_PORT``… are set
+by the CLI from its flags).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from api.config import Config
+from api.logging import gunicorn_logconfig
+from ledger.store.dsn import redact_url
+
+_config = Config.from_env(os.environ)
+
+bind = [f"{_config.host}:{_config.port}"]
+# gthread: 2 workers x 4 threads was the fastest shape measured on 2 cores (NOTES.md).
+worker_class = "gthread"
+workers = _config.workers
+threads = _config.threads
+# Keep-alive lets SDK clients reuse connections; 5 s is short enough that idle clients
+# do not pin gthread threads for long.
+keepalive = 5
+timeout = 30
+graceful_timeout = 20
+# Recycle workers now and then so a slow leak cannot grow without bound; jitter keeps
+# all workers from restarting at the same moment.
+max_requests = 10_000
+max_requests_jitter = 1_000
+# No preload: psycopg pools and Redis clients must be created after fork, per worker.
+preload_app = False
+proc_name = "licentric-api"
+# Gunicorn >= 24 opens a control socket at a fixed per-user path: several servers on one
+# host (tests, side-by-side deployments) would fight over it, and nothing here uses it.
+control_socket_disable = True
+# Access logs stay off: one line per request would carry query strings (cursors, keys).
+accesslog = None
+loglevel = _config.log_level
+logconfig_dict = gunicorn_logconfig(_config.log_level)
+# The heartbeat file lives on tmpfs when there is one, so a slow disk cannot make the
+# arbiter think healthy workers are stuck (the usual advice for containers).
+if Path("/dev/shm").is_dir():  # noqa: S108  (tmpfs, not a shared temp dir)
+    worker_tmp_dir = "/dev/shm"  # noqa: S108
+
+_log = logging.getLogger("licentric.serve")
+
+
+def when_ready(server: Any) -> None:
+    database = _config.database_url or "<unset>"
+    _log.info(
+        "listening on http://%s:%s, database: %s",
+        _config.host,
+        _config.port,
+        redact_url(database),
+        extra={"workers": _config.workers, "threads": _config.threads},
+    )

@@ -1,0 +1,47 @@
+"""Operations endpoints of API.md §10: liveness and readiness."""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from api.errors import UNAVAILABLE
+from api.errors import ApiError
+from api.probes import Probe
+
+_log = logging.getLogger(__name__)
+
+
+class HealthResource:
+    """``GET /api/v1/health``: the process is up; touches no dependency."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+class ReadyResource:
+    """``GET /api/v1/ready``: the database (and Redis, when configured) answer."""
+
+    def __init__(self, *, database: Probe, redis: Probe | None) -> None:
+        self._database = database
+        self._redis = redis
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        checks = {
+            "database": _check("database", self._database),
+            "redis": "disabled" if self._redis is None else _check("redis", self._redis),
+        }
+        if "unavailable" in checks.values():
+            raise ApiError(UNAVAILABLE, "A dependency is unavailable.", details=checks)
+        resp.media = {"status": "ready", **checks}
+
+
+def _check(name: str, probe: Probe) -> str:
+    try:
+        probe()
+    except Exception as exc:  # any failure means "not ready"
+        # The exception type only: driver messages can echo connection details.
+        _log.warning("readiness check failed", extra={"check": name, "error": type(exc).__name__})
+        return "unavailable"
+    return "ok"

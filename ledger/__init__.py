@@ -1,0 +1,1 @@
+"""Licentric Ledger: the event-sourced core (domain, event store, tenancy)."""

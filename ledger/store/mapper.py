@@ -1,0 +1,140 @@
+"""Maps domain events to stored events under stable names, not Python import paths.
+
+The library's stock mapper stores `module:Class` topics, so moving a class would orphan
+every stored event. Here an event is stored as `<stream type>.<snake_case event>` plus
+a schema version (`license.suspended@1`), and its state as plain JSON (`occurredAt` and
+`data`), which is what the auditor's feed and the hash chain read. Upcasting keeps the
+library's convention (`class_version` and `upcast_vN_vN+1` methods on the event class).
+
+Snapshots keep the stock behaviour (import-path topic, transcoded state): they are a
+disposable cache, never part of the ledger.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from typing import ClassVar
+from uuid import UUID
+
+import orjson
+from eventsourcing.domain import AggregateCreated
+from eventsourcing.domain import CanSnapshotAggregate
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import MapperDeserialisationError
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+
+from ledger.store.hashchain import iso_micro
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_LIBRARY_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+def snake_case(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+class EventNames:
+    """Two-way registry: event class <-> stable name, and event class -> aggregate."""
+
+    _by_class: ClassVar[dict[type, str]] = {}
+    _by_name: ClassVar[dict[str, type]] = {}
+    _aggregate_of: ClassVar[dict[type, type]] = {}
+
+    @classmethod
+    def register(cls, *aggregate_classes: type) -> None:
+        for aggregate in aggregate_classes:
+            stream_type: str = aggregate.stream_type  # type: ignore[attr-defined]
+            for attribute in dir(aggregate):
+                event_class = getattr(aggregate, attribute)
+                if not _is_own_event(aggregate, event_class):
+                    continue
+                name = f"{stream_type}.{snake_case(event_class.__name__)}"
+                known = cls._by_name.get(name)
+                if known is not None and known is not event_class:
+                    msg = f"two event classes claim the stable name {name!r}"
+                    raise ValueError(msg)
+                cls._by_class[event_class] = name
+                cls._by_name[name] = event_class
+                cls._aggregate_of[event_class] = aggregate
+
+    @classmethod
+    def name_of(cls, event_class: type) -> str:
+        try:
+            return cls._by_class[event_class]
+        except KeyError:
+            msg = f"{event_class.__qualname__} is not registered (EventNames.register)"
+            raise LookupError(msg) from None
+
+    @classmethod
+    def class_of(cls, name: str) -> type:
+        return cls._by_name[name]
+
+    @classmethod
+    def aggregate_of(cls, event_class: type) -> type:
+        return cls._aggregate_of[event_class]
+
+
+def _is_own_event(aggregate: type, candidate: object) -> bool:
+    # Only event classes declared on this aggregate (its qualname prefix), not the
+    # library's base `Event`/`Created` or a parent aggregate's events.
+    return (
+        isinstance(candidate, type)
+        and issubclass(candidate, aggregate.Event)  # type: ignore[attr-defined]
+        and candidate.__qualname__.startswith(aggregate.__qualname__ + ".")
+        and candidate.__name__ not in ("Event", "Snapshot")
+        and not issubclass(candidate, CanSnapshotAggregate)
+    )
+
+
+def split_topic(topic: str) -> tuple[str, int]:
+    """`license.suspended@2` -> ("license.suspended", 2)."""
+    name, _, version = topic.partition("@")
+    return name, int(version or 1)
+
+
+class StableNameMapper(Mapper[UUID]):
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        if isinstance(domain_event, CanSnapshotAggregate):
+            return super().to_stored_event(domain_event)
+        event_class = type(domain_event)
+        state = vars(domain_event)
+        data = {k: v for k, v in state.items() if k not in _LIBRARY_FIELDS}
+        version = getattr(event_class, "class_version", 1)
+        body = {"occurredAt": iso_micro(state["timestamp"]), "data": data}
+        return StoredEvent(
+            originator_id=state["originator_id"],
+            originator_version=state["originator_version"],
+            topic=f"{EventNames.name_of(event_class)}@{version}",
+            state=orjson.dumps(body),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        if "@" not in stored_event.topic:
+            return super().to_domain_event(stored_event)
+        name, from_version = split_topic(stored_event.topic)
+        try:
+            event_class = EventNames.class_of(name)
+            body = orjson.loads(stored_event.state)
+        except (KeyError, orjson.JSONDecodeError) as e:
+            msg = f"cannot decode stored event {name!r}: {e}"
+            raise MapperDeserialisationError(msg) from e
+        state: dict[str, Any] = body["data"]
+        to_version = getattr(event_class, "class_version", 1)
+        while from_version < to_version:
+            getattr(event_class, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        originator_id = stored_event.originator_id
+        state["originator_id"] = (
+            originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        )
+        state["originator_version"] = stored_event.originator_version
+        state["timestamp"] = datetime.fromisoformat(body["occurredAt"])
+        if issubclass(event_class, AggregateCreated):
+            state["originator_topic"] = get_topic(EventNames.aggregate_of(event_class))
+        domain_event: DomainEventProtocol[UUID] = object.__new__(event_class)
+        object.__setattr__(domain_event, "__dict__", state)
+        return domain_event

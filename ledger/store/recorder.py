@@ -1,0 +1,318 @@
+"""The library's PostgreSQL recorders, subclassed for tenancy, ordering and the hash chain.
+
+Selected by topic (`APPLICATION_RECORDER_TOPIC`, see `ledger.store.factory`). What changes
+against the stock `PostgresApplicationRecorder`, and why:
+
+- every statement runs inside a transaction that first sets `app.tenant`: under row-level
+  security the stock autocommit reads would see nothing;
+- no `LOCK TABLE … EXCLUSIVE`: each tenant's `log_heads` row is locked instead, so
+  positions are gapless and in commit order per tenant, and tenants append in parallel;
+- each event row carries tenant, position, stable type name + schema version, JSON data,
+  metadata, recorded-at and its link in the tenant's hash chain;
+- callers may pass `project=<callable(cursor)>` to `save()`: inline read models are
+  written in the same transaction as the events (read-your-writes, all or nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+from uuid import uuid5
+
+import orjson
+import psycopg
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import Notification
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from ledger.store.hashchain import ChainedEvent
+from ledger.store.mapper import split_topic
+from ledger.store.tenancy import require_tenant
+from ledger.store.tenancy import set_transaction_tenant
+
+# Event ids are derived, not random: (tenant, stream, version) is unique forever, so the
+# id is too, and a rebuild or an export reproduces the same ids.
+_EVENT_ID_NAMESPACE = UUID("5a0e3c8e-7d0b-4b8e-9f1e-6c1f3d1b2a90")
+
+NOTIFY_CHANNEL = "licentric_events"  # append_events notifies here, payload = tenant id
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+Projector = Callable[[Cursor[DictRow]], None]
+
+
+class ConcurrencyConflictError(IntegrityError):
+    """Another command appended to the same stream first; reload and retry."""
+
+
+_APPEND = """
+SELECT append_events(%s, %s::jsonb, %s::jsonb, %s) AS last
+"""
+
+_SELECT_STREAM = """
+SELECT stream_id, version, event_type, schema_version, data, occurred_at
+FROM events WHERE tenant_id = %s AND stream_id = %s
+"""
+
+
+def _is_stream_version_conflict(error: psycopg.errors.UniqueViolation) -> bool:
+    # Partitions name their copy of the constraint after themselves
+    # (events_p3_tenant_id_stream_id_version_key), so match on the shape.
+    constraint = error.diag.constraint_name or ""
+    return (error.diag.table_name or "").startswith("events") and (
+        "stream" in constraint and "version" in constraint
+    )
+
+
+def stored_event_from_row(row: DictRow) -> StoredEvent:
+    body = {"occurredAt": row["occurred_at"].isoformat(), "data": row["data"]}
+    return StoredEvent(
+        originator_id=row["stream_id"],
+        originator_version=row["version"],
+        topic=f"{row['event_type']}@{row['schema_version']}",
+        state=orjson.dumps(body),
+    )
+
+
+class TenantRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "events"):
+        super().__init__(datastore, events_table_name="events")
+        # The schema belongs to the numbered migrations, not to recorder construction.
+        self.sql_create_statements = []
+        # Ordering comes from the per-tenant head row (see module docstring).
+        self.lock_table_statements = []
+
+    def create_table(self) -> None:
+        """Migrations own the schema (`licentric migrate`)."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tenant = require_tenant()
+        project: Projector | None = kwargs.get("project")
+        metadata: dict[str, Any] = kwargs.get("metadata") or {}
+        positions: list[int] = []
+        try:
+            with self.datastore.get_connection() as conn:
+                if project is None:
+                    # One autocommit statement: append_events is atomic on its own.
+                    positions = self._append(conn, tenant, stored_events, metadata)
+                else:
+                    with conn.transaction(), conn.cursor() as curs:
+                        set_transaction_tenant(curs, tenant)
+                        self._insert_events(curs, stored_events, **kwargs)
+                        positions = self._append(conn, tenant, stored_events, metadata)
+                        project(curs)
+        except IntegrityError as e:
+            cause = e.__cause__
+            if isinstance(cause, psycopg.errors.UniqueViolation) and (
+                _is_stream_version_conflict(cause)
+            ):
+                raise ConcurrencyConflictError(str(e)) from cause
+            raise
+        return positions
+
+    def _append(
+        self,
+        conn: psycopg.Connection[DictRow],
+        tenant: UUID,
+        stored_events: Sequence[StoredEvent],
+        metadata: dict[str, Any],
+    ) -> list[int]:
+        if not stored_events:
+            return []
+        recorded_at = datetime.now(UTC)
+        events = [self._chained(tenant, stored, metadata, recorded_at) for stored in stored_events]
+        batch = orjson.dumps([e.append_row() for e in events]).decode()
+        row = conn.execute(
+            _APPEND, (tenant, batch, _dumps(metadata), recorded_at), prepare=True
+        ).fetchone()
+        assert row is not None
+        last = int(row["last"])
+        return list(range(last - len(events) + 1, last + 1))
+
+    @staticmethod
+    def _chained(
+        tenant: UUID, stored: StoredEvent, metadata: dict[str, Any], recorded_at: datetime
+    ) -> ChainedEvent:
+        event_type, schema_version = split_topic(stored.topic)
+        body = orjson.loads(stored.state)
+        stream_id = stored.originator_id
+        assert isinstance(stream_id, UUID)
+        return ChainedEvent(
+            tenant_id=tenant,
+            stream_id=stream_id,
+            stream_type=event_type.partition(".")[0],
+            version=stored.originator_version,
+            event_id=uuid5(
+                _EVENT_ID_NAMESPACE, f"{tenant}:{stream_id}:{stored.originator_version}"
+            ),
+            event_type=event_type,
+            schema_version=schema_version,
+            data=body["data"],
+            metadata=metadata,
+            occurred_at=datetime.fromisoformat(body["occurredAt"]),
+            recorded_at=recorded_at,
+        )
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        tenant = require_tenant()
+        sql = _SELECT_STREAM
+        params: list[Any] = [tenant, originator_id]
+        if gt is not None:
+            sql += " AND version > %s"
+            params.append(gt)
+        if lte is not None:
+            sql += " AND version <= %s"
+            params.append(lte)
+        sql += " ORDER BY version DESC" if desc else " ORDER BY version"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            set_transaction_tenant(curs, tenant)
+            curs.execute(sql, params, prepare=True)
+            return [stored_event_from_row(row) for row in curs.fetchall()]
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The current tenant's log; notification ids are its positions."""
+        tenant = require_tenant()
+        first = 1 if start is None else (start if inclusive_of_start else start + 1)
+        sql = (
+            "SELECT position, stream_id, version, event_type, schema_version, data, occurred_at"
+            " FROM events WHERE tenant_id = %s AND position >= %s"
+        )
+        params: list[Any] = [tenant, first]
+        if stop is not None:
+            sql += " AND position <= %s"
+            params.append(stop)
+        if topics:
+            sql += " AND event_type = ANY(%s)"
+            params.append([split_topic(t)[0] for t in topics])
+        sql += " ORDER BY position LIMIT %s"
+        params.append(limit)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            set_transaction_tenant(curs, tenant)
+            curs.execute(sql, params, prepare=True)
+            return [
+                Notification(id=row["position"], **vars(stored_event_from_row(row)))
+                for row in curs.fetchall()
+            ]
+
+    def max_notification_id(self) -> int | None:
+        tenant = require_tenant()
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            set_transaction_tenant(curs, tenant)
+            curs.execute("SELECT position FROM log_heads WHERE tenant_id = %s", (tenant,))
+            row = curs.fetchone()
+            return None if row is None else int(row["position"])
+
+
+class TenantSnapshotRecorder(PostgresAggregateRecorder):
+    """Snapshots per tenant, same transaction discipline as the events."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "snapshots"):
+        super().__init__(datastore, events_table_name="snapshots")
+        self.sql_create_statements = []
+
+    def create_table(self) -> None:
+        """Migrations own the schema."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tenant = require_tenant()
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            set_transaction_tenant(curs, tenant)
+            curs.executemany(
+                "INSERT INTO snapshots (tenant_id, stream_id, version, topic, state)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (tenant, s.originator_id, s.originator_version, s.topic, s.state)
+                    for s in stored_events
+                ],
+            )
+        return None
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        tenant = require_tenant()
+        sql = "SELECT stream_id, version, topic, state FROM snapshots WHERE tenant_id = %s AND stream_id = %s"
+        params: list[Any] = [tenant, originator_id]
+        if gt is not None:
+            sql += " AND version > %s"
+            params.append(gt)
+        if lte is not None:
+            sql += " AND version <= %s"
+            params.append(lte)
+        sql += " ORDER BY version DESC" if desc else " ORDER BY version"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            set_transaction_tenant(curs, tenant)
+            curs.execute(sql, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["stream_id"],
+                    originator_version=row["version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]

@@ -1,0 +1,98 @@
+"""Offline checkouts recorded in the license stream."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from ledger.domain.codes import ErrorCode
+from ledger.domain.errors import BusinessRuleViolation
+from ledger.domain.errors import CheckoutTtlInvalid
+from ledger.domain.errors import LicenseStateError
+from ledger.domain.errors import NotFound
+from ledger.domain.errors import OfflineNotAllowed
+from ledger.domain.errors import ValidationFailed
+from ledger.domain.license import License
+
+T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+FP = "fp-00000001"
+
+
+def new_license() -> License:
+    lic = License.create(
+        id=uuid4(), product_id=uuid4(), policy_id=uuid4(), key_hash="ef" * 32, at=T0
+    )
+    lic.activate_machine(machine_id=uuid4(), fingerprint=FP, max_machines=None, at=T0)
+    lic.collect_events()
+    return lic
+
+
+def checkout(lic: License, **kwargs: Any) -> Any:
+    args: dict[str, Any] = {
+        "checkout_id": uuid4(), "fingerprint": FP, "ttl": None, "kid": "k1",
+        "offline_allowed": True, "offline_max_days": 14, "require_fingerprint": True,
+        "expired_blocks": True, "at": T0,
+    }  # fmt: skip
+    args.update(kwargs)
+    return lic.record_checkout(**args)
+
+
+def test_checkout_defaults_to_fourteen_days() -> None:
+    lic = new_license()
+    result = checkout(lic)
+    assert result.ttl == 1_209_600
+    assert result.expires_at == T0 + timedelta(days=14)
+    assert result.machine_id == lic.active_machines[0].id
+    event = lic.collect_events()[-1]
+    assert type(event).__name__ == "CheckedOut"
+    assert vars(event)["expires_at"] == "2026-01-29T10:30:00.000000Z"
+
+
+def test_default_ttl_is_capped_by_offline_max_days() -> None:
+    assert checkout(new_license(), offline_max_days=7).ttl == 7 * 86400
+
+
+@pytest.mark.parametrize("ttl", [3599, 7_776_001, 15 * 86400])
+def test_ttl_out_of_range_is_refused(ttl: int) -> None:
+    with pytest.raises(CheckoutTtlInvalid) as caught:
+        checkout(new_license(), ttl=ttl)
+    assert caught.value.code == ErrorCode.CHECKOUT_TTL_INVALID
+
+
+def test_offline_not_allowed_is_refused() -> None:
+    with pytest.raises(OfflineNotAllowed):
+        checkout(new_license(), offline_allowed=False)
+
+
+def test_checkout_of_a_suspended_license_is_refused() -> None:
+    lic = new_license()
+    lic.suspend(at=T0)
+    with pytest.raises(LicenseStateError):
+        checkout(lic)
+
+
+def test_unknown_fingerprint_is_a_business_rule_violation() -> None:
+    with pytest.raises(BusinessRuleViolation) as caught:
+        checkout(new_license(), fingerprint="fp-unknown1")
+    assert caught.value.details["reason"] == "FINGERPRINT_NOT_FOUND"
+
+
+def test_fingerprint_is_required_when_the_policy_requires_it() -> None:
+    with pytest.raises(ValidationFailed):
+        checkout(new_license(), fingerprint=None)
+    assert checkout(new_license(), fingerprint=None, require_fingerprint=False).machine_id is None
+
+
+def test_regenerated_file_updates_the_checkout_key() -> None:
+    lic = new_license()
+    result = checkout(lic)
+    lic.record_file_regenerated(checkout_id=result.id, kid="k2", at=T0)
+    assert lic.checkouts(T0)[0].kid == "k2"
+    assert lic.checkouts(T0 + timedelta(days=15)) == []
+    with pytest.raises(NotFound):
+        lic.record_file_regenerated(checkout_id=uuid4(), kid="k2", at=T0)

@@ -1,0 +1,51 @@
+"""``python -m workers``: the worker process (started by ``licentric worker``).
+
+A composition root: reads the environment the CLI resolved (``DATABASE_URL`` is set,
+embedded or not), wires the loops and runs them until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ledger.store.dsn import redact_url
+from workers.logs import configure_logging
+from workers.runner import Loop
+from workers.runner import Runner
+
+_log = logging.getLogger("licentric.worker")
+
+
+def build_loops(database_url: str) -> list[Loop]:
+    """The loops this process runs; webhooks, timers and the re-signer plug in here."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="licentric worker", description=__doc__)
+    parser.add_argument("--once", action="store_true", help="run one pass, then exit")
+    args = parser.parse_args(argv)
+
+    configure_logging(os.environ.get("LICENTRIC_LOG_LEVEL", "info"))
+    database_url = os.environ.get("DATABASE_URL", "").strip()
+    if not database_url:
+        _log.error("DATABASE_URL is not set: start workers with `licentric worker`")
+        return 2
+    loops = build_loops(database_url)
+    _log.info(
+        "worker starting, database: %s",
+        redact_url(database_url),
+        extra={"loops": [loop.name for loop in loops], "once": args.once},
+    )
+    runner = Runner(loops)
+    runner.install_signal_handlers()
+    runner.run(once=args.once)
+    _log.info("worker stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
