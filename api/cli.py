@@ -20,6 +20,7 @@ from typing import Any
 import click
 import orjson
 
+from api.accounts import create_account
 from api.config import Config
 from api.config import ConfigError
 from api.config import master_key_path
@@ -145,8 +146,7 @@ def account_create(name: str, as_json: bool) -> None:
     url = _database_url(config)
     if config.embedded:
         _migrate(url)
-    create_account = _require("ledger.accounts", "create_account")
-    document: dict[str, Any] = create_account(url, config.master_key, config.pepper, name)
+    document = create_account(url, config.master_key, config.pepper, name)
     if as_json:
         click.echo(orjson.dumps(document).decode())
         return

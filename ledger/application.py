@@ -17,8 +17,20 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
+from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow
 
+from ledger.domain.account import Account
+from ledger.domain.api_key import ApiKey
+from ledger.domain.entitlement import Entitlement
+from ledger.domain.environment import Environment
+from ledger.domain.license import License
+from ledger.domain.policy import Policy
+from ledger.domain.product import Product
+from ledger.projection import InlineProjector
+from ledger.store.mapper import EventNames
+from ledger.store.mapper import saving
 from ledger.store.recorder import ConcurrencyConflictError
 from ledger.store.recorder import Projector
 from ledger.store.tenancy import tenant_scope
@@ -26,6 +38,16 @@ from ledger.store.tenancy import tenant_scope
 T = TypeVar("T")
 
 DEFAULT_COMMAND_ATTEMPTS = 50
+
+STREAMS: tuple[type[MutableOrImmutableAggregate[Any]], ...] = (
+    Account,
+    Environment,
+    ApiKey,
+    Product,
+    Policy,
+    Entitlement,
+    License,
+)
 
 
 def postgres_env(
@@ -55,24 +77,44 @@ def postgres_env(
 class LedgerApplication(Application[UUID]):
     name = "licentric"
     is_snapshotting_enabled = True
-    # Filled by `configure_streams`: {aggregate class: snapshot every N events}.
-    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {}
+    # A license stream holds its machines, checkouts and usage, so it grows; a snapshot
+    # every 100 events keeps loading it O(1) in its history length.
+    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
+        License: 100
+    }
 
     def __init__(
-        self, database_url: str, *, pool_size: int = 5, extra_env: Mapping[str, str] = ()
-    ) -> None:  # type: ignore[assignment]
+        self,
+        database_url: str,
+        *,
+        pool_size: int = 5,
+        projector: InlineProjector | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.projector = projector
         env = postgres_env(database_url, pool_size=pool_size)
-        env.update(dict(extra_env))
+        env.update(extra_env or {})
+        EventNames.register(*STREAMS)
         super().__init__(env=env)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        with saving(objs):
+            return super().save(*objs, **kwargs)
 
     def save_in(
         self,
         tenant_id: UUID,
         *aggregates: MutableOrImmutableAggregate[UUID],
         metadata: Mapping[str, Any] | None = None,
-        project: Projector | None = None,
     ) -> None:
-        """Append the aggregates' pending events (and run `project`) in one transaction."""
+        """Append the aggregates' pending events and project them, in one transaction."""
+        project: Projector | None = None
+        projector = self.projector
+        if projector is not None:
+
+            def project(curs: Cursor[DictRow]) -> None:
+                projector.project(curs, tenant_id, aggregates)
+
         with tenant_scope(tenant_id):
             self.save(*aggregates, metadata=dict(metadata or {}), project=project)
 

@@ -65,21 +65,6 @@ CREATE TABLE events (
     CONSTRAINT events_stream_version_key UNIQUE (tenant_id, stream_id, version)
 ) PARTITION BY HASH (tenant_id);
 
-DO $$
-DECLARE
-    n integer := COALESCE(NULLIF(current_setting('licentric.partitions', true), ''), '16')::integer;
-BEGIN
-    FOR i IN 0 .. n - 1 LOOP
-        EXECUTE format(
-            'CREATE TABLE events_p%s PARTITION OF events FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
-            i, n, i);
-        -- Partitions are never granted to the app role; RLS on them too, in case.
-        EXECUTE format('ALTER TABLE events_p%s ENABLE ROW LEVEL SECURITY', i);
-        EXECUTE format('ALTER TABLE events_p%s FORCE ROW LEVEL SECURITY', i);
-    END LOOP;
-END
-$$;
-
 -- Events are facts: nobody updates or deletes them, whatever their grants.
 CREATE FUNCTION refuse_event_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -88,6 +73,25 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
+DO $$
+DECLARE
+    n integer := COALESCE(NULLIF(current_setting('licentric.partitions', true), ''), '16')::integer;
+BEGIN
+    FOR i IN 0 .. n - 1 LOOP
+        EXECUTE format(
+            'CREATE TABLE events_p%s PARTITION OF events FOR VALUES WITH (MODULUS %s, REMAINDER %s)',
+            i, n, i);
+        -- Statement-level TRUNCATE triggers are not cloned to partitions: add each.
+        EXECUTE format(
+            'CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events_p%s'
+            ' FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()', i);
+        -- Partitions are never granted to the app role; RLS on them too, in case.
+        EXECUTE format('ALTER TABLE events_p%s ENABLE ROW LEVEL SECURITY', i);
+        EXECUTE format('ALTER TABLE events_p%s FORCE ROW LEVEL SECURITY', i);
+    END LOOP;
+END
+$$;
+
 CREATE TRIGGER events_append_only
     BEFORE UPDATE OR DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION refuse_event_change();

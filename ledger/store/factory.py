@@ -26,9 +26,9 @@ class LedgerFactory(PostgresFactory):
         super().__init__(env)  # type: ignore[arg-type]
         timeout_ms = int(self.env.get(STATEMENT_TIMEOUT_MS) or "5000")
         # The pool is not open yet: these options apply to every connection it makes.
-        self.datastore.pool.kwargs["options"] = (
-            f"-c role={APP_ROLE} -c statement_timeout={timeout_ms}"
-        )
+        connect_kwargs = self.datastore.pool.kwargs
+        assert isinstance(connect_kwargs, dict)
+        connect_kwargs["options"] = f"-c role={APP_ROLE} -c statement_timeout={timeout_ms}"
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         # The application asks for an aggregate recorder only for its snapshots.

@@ -5,8 +5,9 @@ zero bytes before the first event, where digest(n) = SHA-256(canonical bytes of 
 sorted-key compact JSON of everything that makes the event what it is except its
 position. The digest is computed here at append time; the database allocates the
 position and links the chain in the same statement (`append_events`, migration 0001).
-Changing, removing or reordering any stored row breaks every later link. Event data and metadata hold JSON-native values only (no floats), so the
-bytes recomputed from what Postgres returns equal the bytes hashed at append time.
+Changing, removing or reordering any stored row breaks every later link.
+Event data and metadata hold JSON-native values (integers, not floats), so the bytes
+recomputed from what Postgres returns equal the bytes hashed at append time.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ disposable cache, never part of the ledger.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 from typing import ClassVar
@@ -31,6 +35,27 @@ from ledger.store.hashchain import iso_micro
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _LIBRARY_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+# Events declared on a shared base or mixin (`LedgerAggregate.Deleted`,
+# `LicenseMachines.MachineActivated`) are triggered as that shared class, which does not
+# say which stream it belongs to; the application says, for the aggregates it saves.
+_saving: ContextVar[dict[Any, str] | None] = ContextVar("licentric_saving", default=None)
+
+
+@contextmanager
+def saving(aggregates: Iterable[Any]) -> Iterator[None]:
+    """Tell the mapper the stream type of each aggregate being saved."""
+    streams = {
+        aggregate.id: aggregate.stream_type
+        for aggregate in aggregates
+        if hasattr(aggregate, "stream_type")
+    }
+    token = _saving.set(streams)
+    try:
+        yield
+    finally:
+        _saving.reset(token)
 
 
 def snake_case(name: str) -> str:
@@ -62,12 +87,22 @@ class EventNames:
                 cls._aggregate_of[event_class] = aggregate
 
     @classmethod
-    def name_of(cls, event_class: type) -> str:
-        try:
-            return cls._by_class[event_class]
-        except KeyError:
-            msg = f"{event_class.__qualname__} is not registered (EventNames.register)"
-            raise LookupError(msg) from None
+    def name_of(cls, event_class: type, originator_id: Any = None) -> str:
+        streams = _saving.get()
+        stream_type = streams.get(originator_id) if streams else None
+        if stream_type is None:
+            try:
+                return cls._by_class[event_class]
+            except KeyError:
+                msg = f"{event_class.__qualname__} is not registered (EventNames.register)"
+                raise LookupError(msg) from None
+        name = f"{stream_type}.{snake_case(event_class.__name__)}"
+        registered = cls._by_name.get(name)
+        # The aggregate's own copy of a shared event subclasses it (or is it).
+        if registered is None or not issubclass(registered, event_class):
+            msg = f"{event_class.__qualname__} has no stable name in stream {stream_type!r}"
+            raise LookupError(msg)
+        return name
 
     @classmethod
     def class_of(cls, name: str) -> type:
@@ -108,7 +143,7 @@ class StableNameMapper(Mapper[UUID]):
         return StoredEvent(
             originator_id=state["originator_id"],
             originator_version=state["originator_version"],
-            topic=f"{EventNames.name_of(event_class)}@{version}",
+            topic=f"{EventNames.name_of(event_class, state['originator_id'])}@{version}",
             state=orjson.dumps(body),
         )
 

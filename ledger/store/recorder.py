@@ -288,7 +288,10 @@ class TenantSnapshotRecorder(PostgresAggregateRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         tenant = require_tenant()
-        sql = "SELECT stream_id, version, topic, state FROM snapshots WHERE tenant_id = %s AND stream_id = %s"
+        sql = (
+            "SELECT stream_id, version, topic, state FROM snapshots"
+            " WHERE tenant_id = %s AND stream_id = %s"
+        )
         params: list[Any] = [tenant, originator_id]
         if gt is not None:
             sql += " AND version > %s"

@@ -1,0 +1,40 @@
+"""Inline read models, dispatched by aggregate type, run inside the appending transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import MutableOrImmutableAggregate
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from ledger.domain.api_key import ApiKey
+from ledger.domain.environment import Environment
+from projections.api_keys import project_api_key
+from projections.tenants import project_environment
+
+RowWriter = Callable[[Cursor[DictRow], UUID, Any], None]
+
+# Aggregates with no read model yet are simply not listed.
+_WRITERS: dict[type, RowWriter] = {
+    Environment: project_environment,
+    ApiKey: project_api_key,
+}
+
+
+class InlineProjections:
+    """The `ledger.projection.InlineProjector` the composition roots wire in."""
+
+    def project(
+        self,
+        curs: Cursor[DictRow],
+        tenant_id: UUID,
+        aggregates: Sequence[MutableOrImmutableAggregate[Any]],
+    ) -> None:
+        for aggregate in aggregates:
+            writer = _WRITERS.get(type(aggregate))
+            if writer is not None:
+                writer(curs, tenant_id, aggregate)
