@@ -38,12 +38,11 @@ from ledger.store.hashchain import ChainedEvent
 from ledger.store.mapper import split_topic
 from ledger.store.tenancy import require_tenant
 from ledger.store.tenancy import set_transaction_tenant
+from ledger.store.wakeups import WakeupNotifier
 
 # Event ids are derived, not random: (tenant, stream, version) is unique forever, so the
 # id is too, and a rebuild or an export reproduces the same ids.
 _EVENT_ID_NAMESPACE = UUID("5a0e3c8e-7d0b-4b8e-9f1e-6c1f3d1b2a90")
-
-NOTIFY_CHANNEL = "licentric_events"  # append_events notifies here, payload = tenant id
 
 
 def _dumps(value: Any) -> str:
@@ -93,6 +92,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         self.sql_create_statements = []
         # Ordering comes from the per-tenant head row (see module docstring).
         self.lock_table_statements = []
+        self.wakeups = WakeupNotifier(datastore)
 
     def create_table(self) -> None:
         """Migrations own the schema (`licentric migrate`)."""
@@ -122,6 +122,8 @@ class TenantRecorder(PostgresApplicationRecorder):
             ):
                 raise ConcurrencyConflictError(str(e)) from cause
             raise
+        if positions:
+            self.wakeups.touched(tenant)
         return positions
 
     def _append(
