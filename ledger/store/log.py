@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,35 +22,11 @@ from ledger.store.tenancy import set_transaction_tenant
 
 
 @dataclass(frozen=True, slots=True)
-class LoggedEvent:
-    tenant_id: UUID
-    position: int
-    stream_id: UUID
-    stream_type: str
-    version: int
-    event_id: UUID
-    event_type: str
-    schema_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    occurred_at: datetime
-    recorded_at: datetime
-    hash: bytes
+class LoggedEvent(ChainedEvent):
+    """A stored event: what was hashed, plus the position and hash the log gave it."""
 
-    def chained(self) -> ChainedEvent:
-        return ChainedEvent(
-            tenant_id=self.tenant_id,
-            stream_id=self.stream_id,
-            stream_type=self.stream_type,
-            version=self.version,
-            event_id=self.event_id,
-            event_type=self.event_type,
-            schema_version=self.schema_version,
-            data=self.data,
-            metadata=self.metadata,
-            occurred_at=self.occurred_at,
-            recorded_at=self.recorded_at,
-        )
+    position: int
+    hash: bytes
 
 
 _COLUMNS = (
@@ -92,7 +67,7 @@ def verify_chain(
         expected_position += 1
         if event.position != expected_position:
             return ChainBreak(expected_position, f"position {event.position} found instead")
-        previous_hash = link(previous_hash, event.position, event.chained().digest())
+        previous_hash = link(previous_hash, event.position, event.digest())
         if previous_hash != bytes(event.hash):
             return ChainBreak(event.position, "hash does not match the recomputed link")
     return None

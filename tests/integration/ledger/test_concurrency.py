@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
@@ -39,15 +38,11 @@ SAVES_PER_WRITER = 320
 EVENTS_PER_SAVE = 1  # 8 x 8 x 320 x 1 = 20,480 events
 
 
-@pytest.fixture(scope="module")
-def app(owner_url: str) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(owner_url, pool_size=TENANTS * WRITERS_PER_TENANT // 4)
-    yield app
-    app.close()
+APP_POOL_SIZE = TENANTS * WRITERS_PER_TENANT // 4
 
 
 def test_racing_commands_on_one_stream_each_get_one_version(
-    app: LedgerApplication, owner_url: str
+    app: LedgerApplication, database: str
 ) -> None:
     tenant_id = uuid4()
     license_ = new_license()
@@ -82,7 +77,7 @@ def test_racing_commands_on_one_stream_each_get_one_version(
     total = THREADS * COMMANDS_PER_THREAD
     # Every command got its own version: none lost, none duplicated, no gaps.
     assert sorted(acknowledged) == list(range(2, total + 2))
-    with app_connection(owner_url) as conn, as_tenant(conn, tenant_id) as curs:
+    with app_connection(database) as conn, as_tenant(conn, tenant_id) as curs:
         curs.execute(
             "SELECT version, event_type FROM events WHERE stream_id = %s ORDER BY version",
             (license_.id,),
@@ -120,14 +115,14 @@ def _writer(app: LedgerApplication, tenant: TenantLog) -> None:
 
 
 def _tail_reader(
-    owner_url: str, tenant: TenantLog, writers_done: threading.Event
+    database: str, tenant: TenantLog, writers_done: threading.Event
 ) -> tuple[list[LoggedEvent], int]:
     """Poll `read_log(after=last)` while writers run, then drain; (events, pages read
     while writers were still running)."""
     seen: list[LoggedEvent] = []
     last = 0
     live_pages = 0
-    with app_connection(owner_url) as conn:
+    with app_connection(database) as conn:
         while True:
             done = writers_done.is_set()  # read before polling: then drain once more
             page = read_log(conn, tenant.id, after=last, limit=500)
@@ -147,12 +142,12 @@ def _tail_reader(
 
 @pytest.mark.slow
 def test_tail_readers_see_every_event_of_their_tenant_once_in_order(
-    app: LedgerApplication, owner_url: str
+    app: LedgerApplication, database: str
 ) -> None:
     tenants = [TenantLog() for _ in range(TENANTS)]
     writers_done = threading.Event()
     with ThreadPoolExecutor(TENANTS) as readers_pool:
-        readers = [readers_pool.submit(_tail_reader, owner_url, t, writers_done) for t in tenants]
+        readers = [readers_pool.submit(_tail_reader, database, t, writers_done) for t in tenants]
         try:
             with ThreadPoolExecutor(TENANTS * WRITERS_PER_TENANT) as writers_pool:
                 writers = [
@@ -172,7 +167,7 @@ def test_tail_readers_see_every_event_of_their_tenant_once_in_order(
     total = sum(len(t.acknowledged) for t in tenants)
     assert total == TENANTS * WRITERS_PER_TENANT * SAVES_PER_WRITER * EVENTS_PER_SAVE
     assert total >= 20_000
-    with app_connection(owner_url) as conn:
+    with app_connection(database) as conn:
         for tenant in tenants:
             events = seen[tenant.id]
             n = len(tenant.acknowledged)

@@ -3,8 +3,6 @@ names, schema version, metadata)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from collections.abc import Iterator
 from datetime import timedelta
 from uuid import UUID
 from uuid import uuid4
@@ -25,19 +23,6 @@ from tests.integration.ledger.helpers import toggle
 from tests.integration.ledger.helpers import whole_log
 
 EVENTS = 12
-
-
-@pytest.fixture(scope="module")
-def database(fresh_database: Callable[[], str]) -> str:
-    # Its own database: the tampering below disables the append-only trigger.
-    return fresh_database()
-
-
-@pytest.fixture(scope="module")
-def app(database: str) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(database, pool_size=2)
-    yield app
-    app.close()
 
 
 @pytest.fixture(scope="module")

@@ -37,15 +37,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture(scope="module")
-def app(owner_url: str) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(owner_url, pool_size=2)
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def conn(owner_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with app_connection(owner_url) as conn:
+def conn(database: str) -> Iterator[psycopg.Connection[Any]]:
+    with app_connection(database) as conn:
         yield conn
 
 

@@ -3,8 +3,6 @@ append-only for the app role (no grant) and for the owner (trigger)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 from uuid import uuid4
@@ -21,19 +19,6 @@ from tests.integration.ledger.helpers import owner_connection
 from tests.integration.ledger.helpers import toggle
 
 TENANT_TABLES = ("events", "log_heads", "snapshots", "tenants")
-
-
-@pytest.fixture(scope="module")
-def database(fresh_database: Callable[[], str]) -> str:
-    # Its own database: the owner-level statements below must not disturb other modules.
-    return fresh_database()
-
-
-@pytest.fixture(scope="module")
-def app(database: str) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(database, pool_size=2)
-    yield app
-    app.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 from uuid import uuid4
@@ -22,13 +21,6 @@ from tests.integration.ledger.helpers import toggle
 from tests.integration.ledger.helpers import whole_log
 
 VERSIONS = 251  # snapshots at 100 and 200, and 51 events after the last one
-
-
-@pytest.fixture(scope="module")
-def app(owner_url: str) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(owner_url, pool_size=2)
-    yield app
-    app.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +64,10 @@ def test_long_stream_loads_to_the_replayed_state(
 
 
 def test_snapshot_rows_belong_to_the_tenant(
-    owner_url: str, long_license: tuple[UUID, License]
+    database: str, long_license: tuple[UUID, License]
 ) -> None:
     tenant_id, license_ = long_license
-    with owner_connection(owner_url) as conn:
+    with owner_connection(database) as conn:
         rows = conn.execute(
             "SELECT tenant_id, version FROM snapshots WHERE stream_id = %s ORDER BY version",
             (license_.id,),
@@ -84,14 +76,14 @@ def test_snapshot_rows_belong_to_the_tenant(
         {"tenant_id": tenant_id, "version": 100},
         {"tenant_id": tenant_id, "version": 200},
     ]
-    with app_connection(owner_url) as conn, as_tenant(conn, tenant_id) as curs:
+    with app_connection(database) as conn, as_tenant(conn, tenant_id) as curs:
         curs.execute("SELECT version FROM snapshots WHERE stream_id = %s", (license_.id,))
         assert [r["version"] for r in curs.fetchall()] == [100, 200]
         assert verify_chain(whole_log(conn, tenant_id)) is None
 
 
 def test_other_tenant_cannot_see_the_snapshots_or_the_stream(
-    app: LedgerApplication, owner_url: str, long_license: tuple[UUID, License]
+    app: LedgerApplication, database: str, long_license: tuple[UUID, License]
 ) -> None:
     _, license_ = long_license
     other = uuid4()
@@ -101,20 +93,20 @@ def test_other_tenant_cannot_see_the_snapshots_or_the_stream(
         assert list(app.events.get(license_.id)) == []
         with pytest.raises(AggregateNotFoundError):
             app.repository.get(license_.id)
-    with app_connection(owner_url) as conn, as_tenant(conn, other) as curs:
+    with app_connection(database) as conn, as_tenant(conn, other) as curs:
         curs.execute("SELECT count(*) AS n FROM snapshots WHERE stream_id = %s", (license_.id,))
         assert curs.fetchone() == {"n": 0}
         curs.execute("SELECT count(*) AS n FROM snapshots")
         assert curs.fetchone() == {"n": 0}
 
 
-def test_snapshot_is_not_taken_for_short_streams(app: LedgerApplication, owner_url: str) -> None:
+def test_snapshot_is_not_taken_for_short_streams(app: LedgerApplication, database: str) -> None:
     tenant_id = uuid4()
     license_ = new_license()
     for _ in range(98):
         toggle(license_)
     app.save_in(tenant_id, license_)
-    with owner_connection(owner_url) as conn:
+    with owner_connection(database) as conn:
         row = conn.execute(
             "SELECT count(*) AS n FROM snapshots WHERE tenant_id = %s", (tenant_id,)
         ).fetchone()
@@ -122,7 +114,7 @@ def test_snapshot_is_not_taken_for_short_streams(app: LedgerApplication, owner_u
     toggle(license_)
     toggle(license_)
     app.save_in(tenant_id, license_)  # crosses version 100 inside one batch
-    with owner_connection(owner_url) as conn:
+    with owner_connection(database) as conn:
         rows = conn.execute(
             "SELECT version FROM snapshots WHERE tenant_id = %s", (tenant_id,)
         ).fetchall()
