@@ -16,7 +16,9 @@ against the stock `PostgresApplicationRecorder`, and why:
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -85,6 +87,14 @@ def stored_event_from_row(row: DictRow) -> StoredEvent:
     )
 
 
+@contextmanager
+def _tenant_transaction(datastore: PostgresDatastore, tenant: UUID) -> Iterator[Cursor[DictRow]]:
+    """One transaction in which row-level security sees `tenant`."""
+    with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        set_transaction_tenant(curs, tenant)
+        yield curs
+
+
 class TenantRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "events"):
         super().__init__(datastore, events_table_name="events")
@@ -106,7 +116,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         positions: list[int] = []
         try:
             with self.datastore.get_connection() as conn:
-                if project is None:
+                if project is None and kwargs.get("tracking") is None:
                     # One autocommit statement: append_events is atomic on its own.
                     positions = self._append(conn, tenant, stored_events, metadata)
                 else:
@@ -114,7 +124,8 @@ class TenantRecorder(PostgresApplicationRecorder):
                         set_transaction_tenant(curs, tenant)
                         self._insert_events(curs, stored_events, **kwargs)
                         positions = self._append(conn, tenant, stored_events, metadata)
-                        project(curs)
+                        if project is not None:
+                            project(curs)
         except IntegrityError as e:
             cause = e.__cause__
             if isinstance(cause, psycopg.errors.UniqueViolation) and (
@@ -191,12 +202,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            set_transaction_tenant(curs, tenant)
+        with _tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [stored_event_from_row(row) for row in curs.fetchall()]
 
@@ -225,12 +231,7 @@ class TenantRecorder(PostgresApplicationRecorder):
             params.append([split_topic(t)[0] for t in topics])
         sql += " ORDER BY position LIMIT %s"
         params.append(limit)
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            set_transaction_tenant(curs, tenant)
+        with _tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [
                 Notification(id=row["position"], **vars(stored_event_from_row(row)))
@@ -239,12 +240,7 @@ class TenantRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> int | None:
         tenant = require_tenant()
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            set_transaction_tenant(curs, tenant)
+        with _tenant_transaction(self.datastore, tenant) as curs:
             curs.execute("SELECT position FROM log_heads WHERE tenant_id = %s", (tenant,))
             row = curs.fetchone()
             return None if row is None else int(row["position"])
@@ -264,12 +260,7 @@ class TenantSnapshotRecorder(PostgresAggregateRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         tenant = require_tenant()
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            set_transaction_tenant(curs, tenant)
+        with _tenant_transaction(self.datastore, tenant) as curs:
             curs.executemany(
                 "INSERT INTO snapshots (tenant_id, stream_id, version, topic, state)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -305,12 +296,7 @@ class TenantSnapshotRecorder(PostgresAggregateRecorder):
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
-        with (
-            self.datastore.get_connection() as conn,
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            set_transaction_tenant(curs, tenant)
+        with _tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [
                 StoredEvent(
