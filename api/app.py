@@ -9,11 +9,20 @@ import falcon
 
 from api import errors
 from api import media
+from api.auth import AuthMiddleware
+from api.idempotency import IdempotencyMiddleware
+from api.openapi import OpenApiResource
 from api.probes import database_probe
 from api.probes import redis_probe
 from api.request_id import RequestIdMiddleware
 from api.resources.health import HealthResource
 from api.resources.health import ReadyResource
+from api.resources.products import ProductCollection
+from api.resources.products import ProductItem
+from api.routing import RouteTable
+from api.services import Services
+from ledger.application import LedgerApplication
+from projections.inline import InlineProjections
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -23,23 +32,58 @@ if TYPE_CHECKING:
 API_PREFIX = "/api/v1"
 
 
+class LedgerApp(falcon.App):  # type: ignore[type-arg]
+    """falcon.App plus its route table (the OpenAPI document and tests enumerate it)."""
+
+    routes: RouteTable
+
+
+def ledger_application(config: Config) -> LedgerApplication:
+    """One application (and connection pool) per process, sized to its threads."""
+    assert config.database_url is not None
+    return LedgerApplication(
+        config.database_url, pool_size=config.threads + 1, projector=InlineProjections()
+    )
+
+
+def add_routes(routes: RouteTable, services: Services) -> None:
+    """Every /api/v1 route; the OpenAPI document is generated from this table."""
+    v1 = API_PREFIX
+    routes.add(f"{v1}/products", ProductCollection(services))
+    routes.add(f"{v1}/products/{{product_id:uuid}}", ProductItem(services))
+    routes.add(f"{v1}/openapi.json", OpenApiResource(routes))
+
+
 def create_app(
-    config: Config, *, pool: ConnectionPool | None = None
-) -> falcon.App[falcon.Request, falcon.Response]:
+    config: Config,
+    *,
+    pool: ConnectionPool | None = None,
+    services: Services | None = None,
+) -> LedgerApp:
     """Build the WSGI app. Opens no connection: probes and pools connect lazily."""
     if config.database_url is None:
         msg = "create_app needs config.database_url (the CLI resolves embedded mode first)"
         raise ValueError(msg)
-    # RequestId first so an id exists before anything else can fail.
-    middleware: list[Any] = [RequestIdMiddleware(), media.BodyLimitMiddleware()]
-    app = falcon.App(media_type=falcon.MEDIA_JSON, middleware=middleware)
+    services = services or Services(ledger=ledger_application(config), config=config)
+    # RequestId first so an id exists before anything else can fail; auth before
+    # idempotency, whose keys are scoped to the credential.
+    middleware: list[Any] = [
+        RequestIdMiddleware(),
+        media.BodyLimitMiddleware(),
+        AuthMiddleware(services),
+        IdempotencyMiddleware(services),
+    ]
+    app = LedgerApp(media_type=falcon.MEDIA_JSON, middleware=middleware)
     media.install(app)
     errors.install(app)
 
     redis = redis_probe(config.redis_url) if config.redis_url else None
+    routes = RouteTable(app)
     app.add_route(f"{API_PREFIX}/health", HealthResource())
     app.add_route(
         f"{API_PREFIX}/ready",
         ReadyResource(database=database_probe(config.database_url, pool), redis=redis),
     )
+    add_routes(routes, services)
+    app.routes = routes
     return app

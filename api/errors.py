@@ -17,6 +17,7 @@ import falcon
 import psycopg
 
 from api.request_id import request_id_of
+from ledger.domain.errors import DomainError
 
 _log = logging.getLogger(__name__)
 
@@ -101,18 +102,7 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.add_error_handler(ApiError, _handle_api_error)
     # Database down or pool exhausted: fail fast with a retryable 503 (the SDK retries).
     app.add_error_handler(psycopg.OperationalError, _handle_database_unavailable)
-    domain_error = _domain_error_class()
-    if domain_error is not None:
-        app.add_error_handler(domain_error, handle_domain_error)
-
-
-def _domain_error_class() -> type[Exception] | None:
-    # TODO(runtime): drop the guard once ledger.domain.errors exists on main.
-    try:
-        from ledger.domain.errors import DomainError  # noqa: PLC0415
-    except ModuleNotFoundError:
-        return None
-    return DomainError
+    app.add_error_handler(DomainError, handle_domain_error)
 
 
 def _render(
@@ -153,7 +143,7 @@ def _handle_api_error(
 
 
 def handle_domain_error(
-    req: falcon.Request, resp: falcon.Response, ex: Any, params: dict[str, Any]
+    req: falcon.Request, resp: falcon.Response, ex: DomainError, params: dict[str, Any]
 ) -> None:
     """Render a ledger ``DomainError`` (``.code`` StrEnum, ``.message``, ``.details``)."""
     code = str(getattr(ex.code, "value", ex.code))

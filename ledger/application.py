@@ -9,7 +9,9 @@ This is what makes seat limits, usage caps and transitions exact under concurren
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 from typing import ClassVar
 from typing import TypeVar
@@ -33,6 +35,7 @@ from ledger.store.mapper import EventNames
 from ledger.store.mapper import saving
 from ledger.store.recorder import ConcurrencyConflictError
 from ledger.store.recorder import Projector
+from ledger.store.recorder import tenant_transaction
 from ledger.store.tenancy import tenant_scope
 
 T = TypeVar("T")
@@ -133,6 +136,24 @@ class LedgerApplication(Application[UUID]):
                 except ConcurrencyConflictError:
                     continue
             return command()
+
+    @contextmanager
+    def reading(self, tenant_id: UUID) -> Iterator[Cursor[DictRow]]:
+        """A transaction on the app's pool in which row-level security sees `tenant_id`.
+
+        Read models are queried here: the same pool and role as the writes, and the
+        tenant setting ends with the transaction.
+        """
+        datastore = self.factory.datastore  # type: ignore[attr-defined]
+        with tenant_transaction(datastore, tenant_id) as curs:
+            yield curs
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor[DictRow]]:
+        """A transaction with no tenant set: RLS shows nothing until one is set."""
+        datastore = self.factory.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            yield curs
 
     def close(self) -> None:
         self.factory.close()

@@ -23,6 +23,11 @@ from nacl.signing import SigningKey
 _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _NONCE_BYTES = 12
+# License keys are typed by people: no I/O/0/1. 32 symbols = 5 bits each, 16 of them
+# = 80 bits of entropy (API.md §3).
+LICENSE_KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+LICENSE_KEY_GROUPS = 4
+LICENSE_KEY_GROUP_LENGTH = 4
 
 
 def keyed_hash(pepper: bytes, secret: str) -> str:
@@ -42,6 +47,15 @@ def base62(raw: bytes) -> str:
 def new_api_key(environment: str) -> str:
     """`lk_live_…` / `lk_test_…` + base62 of 32 random bytes."""
     return f"lk_{environment}_{base62(secrets.token_bytes(32))}"
+
+
+def new_license_key(prefix: str) -> str:
+    """`PREFIX-XXXX-XXXX-XXXX-XXXX` from `LICENSE_KEY_ALPHABET`."""
+    groups = (
+        "".join(secrets.choice(LICENSE_KEY_ALPHABET) for _ in range(LICENSE_KEY_GROUP_LENGTH))
+        for _ in range(LICENSE_KEY_GROUPS)
+    )
+    return "-".join([prefix, *groups])
 
 
 def new_response_secret() -> str:

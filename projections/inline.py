@@ -12,16 +12,27 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from ledger.domain.api_key import ApiKey
+from ledger.domain.entitlement import Entitlement
 from ledger.domain.environment import Environment
+from ledger.domain.license import License
+from ledger.domain.policy import Policy
+from ledger.domain.product import Product
 from projections.api_keys import project_api_key
+from projections.catalogue import project_entitlement
+from projections.catalogue import project_policy
+from projections.catalogue import project_product
+from projections.licenses import project_license
 from projections.tenants import project_environment
 
 RowWriter = Callable[[Cursor[DictRow], UUID, Any], None]
 
-# Aggregates with no read model yet are simply not listed.
 _WRITERS: dict[type, RowWriter] = {
     Environment: project_environment,
     ApiKey: project_api_key,
+    Product: project_product,
+    Policy: project_policy,
+    Entitlement: project_entitlement,
+    License: project_license,
 }
 
 

@@ -6,6 +6,7 @@ import logging
 
 import falcon
 
+from api.auth import Auth
 from api.errors import UNAVAILABLE
 from api.errors import ApiError
 from api.probes import Probe
@@ -16,12 +17,16 @@ _log = logging.getLogger(__name__)
 class HealthResource:
     """``GET /api/v1/health``: the process is up; touches no dependency."""
 
+    auth = Auth.NONE
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
 
 class ReadyResource:
     """``GET /api/v1/ready``: the database (and Redis, when configured) answer."""
+
+    auth = Auth.NONE
 
     def __init__(self, *, database: Probe, redis: Probe | None) -> None:
         self._database = database

@@ -25,7 +25,9 @@ from uuid import UUID
 import orjson
 from eventsourcing.domain import AggregateCreated
 from eventsourcing.domain import CanSnapshotAggregate
+from eventsourcing.domain import DecoratedFuncCaller
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import decorated_funcs
 from eventsourcing.persistence import Mapper
 from eventsourcing.persistence import MapperDeserialisationError
 from eventsourcing.persistence import StoredEvent
@@ -109,6 +111,21 @@ class EventNames:
         return cls._by_name[name]
 
     @classmethod
+    def replay_class_of(cls, name: str) -> type:
+        """The class that can apply a stored `name` event to its aggregate.
+
+        The library gives each aggregate subclass its own copy of an event declared on a
+        base (`Product.Updated` of `LedgerAggregate.Updated`), but only the base's class
+        knows the decorated method that applies it.
+        """
+        event_class = cls._by_name[name]
+        if issubclass(event_class, DecoratedFuncCaller) and event_class not in decorated_funcs:
+            for base in event_class.__mro__[1:]:
+                if base in decorated_funcs:
+                    return base
+        return event_class
+
+    @classmethod
     def aggregate_of(cls, event_class: type) -> type:
         return cls._aggregate_of[event_class]
 
@@ -152,7 +169,7 @@ class StableNameMapper(Mapper[UUID]):
             return super().to_domain_event(stored_event)
         name, from_version = split_topic(stored_event.topic)
         try:
-            event_class = EventNames.class_of(name)
+            event_class = EventNames.replay_class_of(name)
             body = orjson.loads(stored_event.state)
         except (KeyError, orjson.JSONDecodeError) as e:
             msg = f"cannot decode stored event {name!r}: {e}"

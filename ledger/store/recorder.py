@@ -58,6 +58,18 @@ class ConcurrencyConflictError(IntegrityError):
     """Another command appended to the same stream first; reload and retry."""
 
 
+class DuplicateKeyError(IntegrityError):
+    """A read model's unique index refused the change (e.g. a product code taken).
+
+    The whole transaction, events included, was rolled back. `constraint` names the
+    index so the command layer can say which field clashed.
+    """
+
+    def __init__(self, message: str, constraint: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
 _APPEND = """
 SELECT append_events(%s, %s::jsonb, %s::jsonb, %s) AS last
 """
@@ -88,7 +100,7 @@ def stored_event_from_row(row: DictRow) -> StoredEvent:
 
 
 @contextmanager
-def _tenant_transaction(datastore: PostgresDatastore, tenant: UUID) -> Iterator[Cursor[DictRow]]:
+def tenant_transaction(datastore: PostgresDatastore, tenant: UUID) -> Iterator[Cursor[DictRow]]:
     """One transaction in which row-level security sees `tenant`."""
     with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
         set_transaction_tenant(curs, tenant)
@@ -132,6 +144,9 @@ class TenantRecorder(PostgresApplicationRecorder):
                 _is_stream_version_conflict(cause)
             ):
                 raise ConcurrencyConflictError(str(e)) from cause
+            if isinstance(cause, psycopg.errors.UniqueViolation):
+                constraint = cause.diag.constraint_name or ""
+                raise DuplicateKeyError(str(e), constraint) from cause
             raise
         if positions:
             self.wakeups.touched(tenant)
@@ -202,7 +217,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
-        with _tenant_transaction(self.datastore, tenant) as curs:
+        with tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [stored_event_from_row(row) for row in curs.fetchall()]
 
@@ -231,7 +246,7 @@ class TenantRecorder(PostgresApplicationRecorder):
             params.append([split_topic(t)[0] for t in topics])
         sql += " ORDER BY position LIMIT %s"
         params.append(limit)
-        with _tenant_transaction(self.datastore, tenant) as curs:
+        with tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [
                 Notification(id=row["position"], **vars(stored_event_from_row(row)))
@@ -240,7 +255,7 @@ class TenantRecorder(PostgresApplicationRecorder):
 
     def max_notification_id(self) -> int | None:
         tenant = require_tenant()
-        with _tenant_transaction(self.datastore, tenant) as curs:
+        with tenant_transaction(self.datastore, tenant) as curs:
             curs.execute("SELECT position FROM log_heads WHERE tenant_id = %s", (tenant,))
             row = curs.fetchone()
             return None if row is None else int(row["position"])
@@ -260,7 +275,7 @@ class TenantSnapshotRecorder(PostgresAggregateRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         tenant = require_tenant()
-        with _tenant_transaction(self.datastore, tenant) as curs:
+        with tenant_transaction(self.datastore, tenant) as curs:
             curs.executemany(
                 "INSERT INTO snapshots (tenant_id, stream_id, version, topic, state)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -296,7 +311,7 @@ class TenantSnapshotRecorder(PostgresAggregateRecorder):
         if limit is not None:
             sql += " LIMIT %s"
             params.append(limit)
-        with _tenant_transaction(self.datastore, tenant) as curs:
+        with tenant_transaction(self.datastore, tenant) as curs:
             curs.execute(sql, params, prepare=True)
             return [
                 StoredEvent(

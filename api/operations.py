@@ -1,0 +1,130 @@
+"""`@operation`: one declaration per responder that the app *and* the OpenAPI use.
+
+It names the scope the responder needs, the JSON Schema its body must satisfy and the
+schema of each response. The same schema objects validate requests at runtime and are
+published in `/openapi.json`, so the document cannot drift from the code; tests check
+every response they receive against the documented schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+from typing import TypeVar
+
+import falcon
+from jsonschema import Draft202012Validator
+from jsonschema import FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from api.auth import principal_of
+from api.errors import ApiError
+from ledger.domain.codes import ErrorCode
+from ledger.domain.codes import Scope
+from ledger.domain.errors import Issue
+from ledger.domain.errors import ValidationFailed
+
+Schema = Mapping[str, Any]
+Responder = TypeVar("Responder", bound=Callable[..., None])
+
+_formats = FormatChecker(formats=())
+
+
+@_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parsed = datetime.fromisoformat(value)
+    return parsed.tzinfo is not None
+
+
+@_formats.checks("uuid", raises=ValueError)  # type: ignore[untyped-decorator]
+def _is_uuid(value: object) -> bool:
+    if isinstance(value, str):
+        uuid.UUID(value)
+    return True
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: Mapping[int, Schema | None]
+    scope: Scope | None = None
+    body: Schema | None = None
+    query: Mapping[str, Schema] = field(default_factory=dict)
+    body_required: bool = True
+    description: str = ""
+
+
+def _issues(error: ValidationError) -> list[Issue]:
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        return [Issue(path=[*path, key], message="unknown field") for key in extra]
+    if error.validator == "required":
+        missing = [r for r in error.validator_value if r not in error.instance]
+        return [Issue(path=[*path, key], message="is required") for key in missing]
+    return [Issue(path=path, message=error.message)]
+
+
+def check_body(schema: Schema, body: object) -> None:
+    """Raise a 400 VALIDATION_ERROR listing every problem with `body`."""
+    validator = Draft202012Validator(schema, format_checker=_formats)
+    issues = [issue for e in validator.iter_errors(body) for issue in _issues(e)]
+    if issues:
+        raise ValidationFailed(issues)
+
+
+def operation(
+    *,
+    summary: str,
+    responses: Mapping[int, Schema | None],
+    scope: Scope | None = None,
+    body: Schema | None = None,
+    query: Mapping[str, Schema] | None = None,
+    body_required: bool = True,
+    description: str = "",
+) -> Callable[[Responder], Responder]:
+    spec = Operation(
+        summary=summary,
+        responses=responses,
+        scope=scope,
+        body=body,
+        query=query or {},
+        body_required=body_required,
+        description=description,
+    )
+
+    def decorate(responder: Responder) -> Responder:
+        @functools.wraps(responder)
+        def wrapped(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            if scope is not None and not principal_of(req).allows(scope):
+                raise ApiError(
+                    ErrorCode.FORBIDDEN,
+                    f"This API key lacks the {scope} scope.",
+                    details={"scope": str(scope)},
+                )
+            if body is not None:
+                media = req.get_media(default_when_empty=None)
+                if media is None and not body_required:
+                    media = {}
+                check_body(body, media)
+                req.context.body = media
+            responder(self, req, resp, **params)
+
+        wrapped.__operation__ = spec  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def operation_of(responder: object) -> Operation | None:
+    spec = getattr(responder, "__operation__", None)
+    return spec if isinstance(spec, Operation) else None
