@@ -20,6 +20,7 @@ from api.resources.health import ReadyResource
 from api.resources.products import ProductCollection
 from api.resources.products import ProductItem
 from api.routing import RouteTable
+from api.services import LazyLedger
 from api.services import Services
 from ledger.application import LedgerApplication
 from projections.inline import InlineProjections
@@ -64,7 +65,7 @@ def create_app(
     if config.database_url is None:
         msg = "create_app needs config.database_url (the CLI resolves embedded mode first)"
         raise ValueError(msg)
-    services = services or Services(ledger=ledger_application(config), config=config)
+    services = services or Services(LazyLedger(lambda: ledger_application(config)), config)
     # RequestId first so an id exists before anything else can fail; auth before
     # idempotency, whose keys are scoped to the credential.
     middleware: list[Any] = [

@@ -145,7 +145,7 @@ def ledger(config: Config) -> Iterator[LedgerApplication]:
 
 @pytest.fixture(scope="module")
 def client(config: Config, ledger: LedgerApplication) -> CheckedClient:
-    return CheckedClient(create_app(config, services=Services(ledger=ledger, config=config)))
+    return CheckedClient(create_app(config, services=Services(ledger, config)))
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,22 @@ import pytest
 
 from api import errors
 from api.app import create_app
+from api.auth import Auth
 from api.config import Config
 from api.media import MAX_BODY_BYTES
 
 
 class EchoResource:
+    auth = Auth.NONE
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"received": req.get_media()}
 
 
 class FailingResource:
     """Raises whatever the test put in ``error``."""
+
+    auth = Auth.NONE
 
     def __init__(self) -> None:
         self.error: BaseException = RuntimeError("boom")
