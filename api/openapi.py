@@ -9,6 +9,7 @@ import falcon
 
 from api.auth import Auth
 from api.operations import Operation
+from api.operations import operation
 from api.routing import Route
 from api.routing import RouteTable
 from api.schemas.common import ERROR
@@ -114,6 +115,7 @@ class OpenApiResource:
         self._table = table
         self._document: dict[str, Any] | None = None
 
+    @operation(summary="This OpenAPI 3.1 document", responses={200: {"type": "object"}})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         # Built on first use: every route is registered by then.
         if self._document is None:

@@ -9,7 +9,9 @@ import falcon
 from api.auth import Auth
 from api.errors import UNAVAILABLE
 from api.errors import ApiError
+from api.operations import operation
 from api.probes import Probe
+from api.schemas.common import document
 
 _log = logging.getLogger(__name__)
 
@@ -19,6 +21,10 @@ class HealthResource:
 
     auth = Auth.NONE
 
+    @operation(
+        summary="Liveness: the process is up",
+        responses={200: document({"status": {"const": "ok"}})},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
@@ -32,6 +38,16 @@ class ReadyResource:
         self._database = database
         self._redis = redis
 
+    @operation(
+        summary="Readiness: the database (and Redis, when configured) answer",
+        responses={
+            200: {
+                "type": "object",
+                "properties": {"status": {"const": "ready"}, "database": {"type": "string"}},
+                "required": ["status", "database"],
+            }
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         checks = {
             "database": _check("database", self._database),

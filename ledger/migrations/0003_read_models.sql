@@ -113,3 +113,10 @@ BEGIN
 END
 $$;
 GRANT DELETE ON idempotency_keys, machines TO licentric_app;
+
+-- Revoking an API key or deleting a license removes its lookup row in the same
+-- transaction; DELETE ... WHERE needs SELECT. Row-level security on credential_lookup
+-- (enabled in 0002) limits the app role to its own tenant's rows, so this grant shows
+-- nothing of other tenants; cross-tenant resolution still goes only through
+-- resolve_credential().
+GRANT SELECT ON credential_lookup TO licentric_app;
