@@ -38,6 +38,8 @@ def server_env(**settings: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in _SCRUBBED and not key.startswith(_SCRUBBED_PREFIXES)
     }
+    # Rate limits have their own tests; elsewhere they would only throttle the suite.
+    env["LICENTRIC_RATE_LIMITS"] = "off"
     env.update(settings)
     return env
 

@@ -139,8 +139,8 @@ def provision_redis(environ: Mapping[str, str], scratch_dir: Path) -> Service:
     return _start_redis(binary, scratch_dir)
 
 
-def _start_redis(binary: str, scratch_dir: Path) -> Service:
-    port = free_port()
+def _start_redis(binary: str, scratch_dir: Path, *, port: int | None = None) -> Service:
+    port = port or free_port()
     log = scratch_dir / "redis.log"
     # No persistence at all: the server lives only for this run.
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]

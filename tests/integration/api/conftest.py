@@ -131,6 +131,8 @@ def config(database: str, tmp_path_factory: pytest.TempPathFactory) -> Config:
             "DATABASE_URL": database,
             "LICENTRIC_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
             "LICENTRIC_ADMIN_TOKEN": ADMIN_TOKEN,
+            # Limits have their own tests; here they would only throttle the suite.
+            "LICENTRIC_RATE_LIMITS": "off",
             "LICENTRIC_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         }
     )
