@@ -14,14 +14,28 @@ from api.idempotency import IdempotencyMiddleware
 from api.openapi import OpenApiResource
 from api.probes import database_probe
 from api.probes import redis_probe
+from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
+from api.resources.accounts import AccountCollection
+from api.resources.api_keys import ApiKeyCollection
+from api.resources.api_keys import ApiKeyItem
+from api.resources.entitlements import EntitlementCollection
+from api.resources.entitlements import EntitlementItem
 from api.resources.health import HealthResource
 from api.resources.health import ReadyResource
+from api.resources.machines import MachineCollection
+from api.resources.machines import MachineItem
+from api.resources.policies import PolicyCollection
+from api.resources.policies import PolicyEntitlements
+from api.resources.policies import PolicyItem
 from api.resources.products import ProductCollection
 from api.resources.products import ProductItem
+from api.resources.validation import LicenseValidate
+from api.resources.validation import ValidateKey
 from api.routing import RouteTable
 from api.services import LazyLedger
 from api.services import Services
+from api.validator import Validator
 from ledger.application import LedgerApplication
 from projections.inline import InlineProjections
 
@@ -52,6 +66,21 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     v1 = API_PREFIX
     routes.add(f"{v1}/products", ProductCollection(services))
     routes.add(f"{v1}/products/{{product_id:uuid}}", ProductItem(services))
+    routes.add(f"{v1}/policies", PolicyCollection(services))
+    routes.add(f"{v1}/policies/{{policy_id:uuid}}", PolicyItem(services))
+    routes.add(f"{v1}/policies/{{policy_id:uuid}}/entitlements", PolicyEntitlements(services))
+    routes.add(f"{v1}/entitlements", EntitlementCollection(services))
+    routes.add(f"{v1}/entitlements/{{entitlement_id:uuid}}", EntitlementItem(services))
+    routes.add(f"{v1}/api-keys", ApiKeyCollection(services))
+    routes.add(f"{v1}/api-keys/{{api_key_id:uuid}}", ApiKeyItem(services))
+    routes.add(f"{v1}/admin/accounts", AccountCollection(services))
+    validator = Validator(services)
+    routes.add(f"{v1}/licenses/validate-key", ValidateKey(services, validator))
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/validate", LicenseValidate(services, validator))
+    machine = MachineItem(services)
+    routes.add(f"{v1}/machines", MachineCollection(services))
+    routes.add(f"{v1}/machines/{{machine_id:uuid}}", machine)
+    routes.add(f"{v1}/machines/{{machine_id:uuid}}/heartbeat", machine, suffix="heartbeat")
     routes.add(f"{v1}/openapi.json", OpenApiResource(routes))
 
 
@@ -72,6 +101,7 @@ def create_app(
         RequestIdMiddleware(),
         media.BodyLimitMiddleware(),
         AuthMiddleware(services),
+        *([RateLimitMiddleware(config)] if config.rate_limits_enabled else []),
         IdempotencyMiddleware(services),
     ]
     app = LedgerApp(media_type=falcon.MEDIA_JSON, middleware=middleware)
@@ -80,8 +110,8 @@ def create_app(
 
     redis = redis_probe(config.redis_url) if config.redis_url else None
     routes = RouteTable(app)
-    app.add_route(f"{API_PREFIX}/health", HealthResource())
-    app.add_route(
+    routes.add(f"{API_PREFIX}/health", HealthResource())
+    routes.add(
         f"{API_PREFIX}/ready",
         ReadyResource(database=database_probe(config.database_url, pool), redis=redis),
     )

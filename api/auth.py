@@ -61,6 +61,10 @@ def unauthorized(message: str) -> ApiError:
     )
 
 
+def _admin_disabled() -> ApiError:
+    return ApiError(ErrorCode.NOT_FOUND, "The admin API is disabled on this server.")
+
+
 def principal_of(req: falcon.Request) -> Principal:
     principal = getattr(req.context, "principal", None)
     if principal is None:
@@ -81,6 +85,9 @@ class AuthMiddleware:
         policy: Auth = getattr(resource, "auth", Auth.API_KEY)
         if policy is Auth.NONE:
             return
+        if policy is Auth.OPERATOR and self._services.config.admin_token is None:
+            # Disabled means absent, whatever credential (or none) the request carries.
+            raise _admin_disabled()
         scheme, _, credential = (req.get_header("Authorization") or "").strip().partition(" ")
         credential = credential.strip()
         if not credential or len(credential) > _MAX_CREDENTIAL_LENGTH:
@@ -110,7 +117,7 @@ class AuthMiddleware:
     def _operator(self, scheme: str, credential: str) -> Principal:
         token = self._services.config.admin_token
         if token is None:
-            raise ApiError(ErrorCode.NOT_FOUND, "The admin API is disabled on this server.")
+            raise _admin_disabled()
         if scheme != "bearer" or not hmac.compare_digest(credential.encode(), token.encode()):
             raise unauthorized("Invalid operator token.")
         return Principal(kind="operator", id=None, tenant_id=OPERATOR_TENANT)
@@ -144,3 +151,16 @@ class AuthMiddleware:
             tenant_id=found.tenant_id,
             environment=found.environment,
         )
+
+
+def optional_api_key(services: Services, req: falcon.Request) -> Principal | None:
+    """A Bearer API key sent to an endpoint that needs none (`validate-key` uses it to
+    scope the lookup to the caller's environment). None when absent or another scheme;
+    401 when it is a Bearer credential that does not authenticate."""
+    scheme, _, credential = (req.get_header("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    credential = credential.strip()
+    if not credential or len(credential) > _MAX_CREDENTIAL_LENGTH:
+        raise unauthorized("Missing or malformed Authorization header.")
+    return AuthMiddleware(services)._api_key(credential)

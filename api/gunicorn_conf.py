@@ -59,3 +59,11 @@ def when_ready(server: Any) -> None:
         redact_url(database),
         extra={"workers": _config.workers, "threads": _config.threads},
     )
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    # Validation events wait in memory for their batch (api/validation_events.py):
+    # append them before this worker's process ends (SIGTERM, max_requests recycling).
+    from api.validation_events import close_all  # noqa: PLC0415 (the worker's import)
+
+    close_all()

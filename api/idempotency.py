@@ -18,12 +18,19 @@ from api.auth import Principal
 from api.errors import ApiError
 from api.errors import validation_error
 from api.services import Services
+from ledger.crypto import decrypt
+from ledger.crypto import encrypt
 from ledger.domain.codes import ErrorCode
 from projections import idempotency
 from projections.idempotency import Claimed
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+
+
+def _sealing_context(tenant_id: object, credential: str, key: str) -> str:
+    # Bound to its row: a stored body copied to another key or tenant does not decrypt.
+    return f"{tenant_id}:idempotency:{credential}:{key}"
 
 
 def _request_hash(req: falcon.Request) -> bytes:
@@ -74,7 +81,11 @@ class IdempotencyMiddleware:
             )
         resp.status = outcome.status
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = outcome.body
+        resp.data = decrypt(
+            self._services.master_key,
+            outcome.body.decode(),
+            context=_sealing_context(principal.tenant_id, credential, key),
+        )
         resp.set_header("Idempotent-Replayed", "true")
         resp.complete = True
 
@@ -94,4 +105,11 @@ class IdempotencyMiddleware:
             # Render once here so the stored bytes are exactly the bytes sent.
             body = resp.data if resp.media is None else orjson.dumps(resp.media)
             resp.data = body or b""
-            idempotency.complete(curs, credential, key, status, body or b"")
+            # Bodies shown once (API keys, license keys, account secrets) are kept only
+            # encrypted, like every other secret at rest.
+            sealed = encrypt(
+                self._services.master_key,
+                body or b"",
+                context=_sealing_context(tenant_id, credential, key),
+            )
+            idempotency.complete(curs, credential, key, status, sealed.encode())

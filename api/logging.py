@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import datetime
 import logging
+import re
 import sys
 from typing import Any
 
@@ -19,6 +20,25 @@ import orjson
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "licentric_request_id", default=None
 )
+
+# Last line of defence for what slips past that rule (gunicorn logs every request line at
+# debug, and `GET /licenses/by-key/<key>` carries a license key in its path): secrets of a
+# recognisable shape are masked in every rendered line, whatever logged them.
+_REDACTIONS = (
+    (re.compile(r"(/by-key/)[^\s\"?#]+"), r"\1[REDACTED]"),
+    (re.compile(r"\blk_(live|test)_[0-9A-Za-z]+"), r"lk_\1_[REDACTED]"),
+    (re.compile(r"\bwhsec_[0-9A-Za-z+/=]+"), "whsec_[REDACTED]"),
+    # License keys: PREFIX-XXXX-XXXX-XXXX-XXXX (ledger.crypto.new_license_key).
+    (re.compile(r"\b[A-Z]{2,10}(?:-[A-HJ-NP-Z2-9]{4}){4}\b"), "[REDACTED-LICENSE-KEY]"),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with API keys, license keys and webhook secrets masked."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(
@@ -49,7 +69,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 def configure_logging(level: str = "info") -> None:

@@ -77,7 +77,10 @@ def _issues(error: ValidationError) -> list[Issue]:
 def check_body(schema: Schema, body: object) -> None:
     """Raise a 400 VALIDATION_ERROR listing every problem with `body`."""
     validator = Draft202012Validator(schema, format_checker=_formats)
-    issues = [issue for e in validator.iter_errors(body) for issue in _issues(e)]
+    issues: list[Issue] = []
+    for error in validator.iter_errors(body):
+        # jsonschema reports `required` once per missing field, each naming them all.
+        issues.extend(i for i in _issues(error) if i not in issues)
     if issues:
         raise ValidationFailed(issues)
 

@@ -30,6 +30,7 @@ from ledger.domain.environment import Environment
 from ledger.domain.license import License
 from ledger.domain.policy import Policy
 from ledger.domain.product import Product
+from ledger.domain.validation_record import ValidationRecord
 from ledger.projection import InlineProjector
 from ledger.store.mapper import EventNames
 from ledger.store.mapper import saving
@@ -50,6 +51,7 @@ STREAMS: tuple[type[MutableOrImmutableAggregate[Any]], ...] = (
     Policy,
     Entitlement,
     License,
+    ValidationRecord,
 )
 
 
@@ -155,6 +157,17 @@ class LedgerApplication(Application[UUID]):
         """A transaction with no tenant set: RLS shows nothing until one is set."""
         datastore = self.factory.datastore  # type: ignore[attr-defined]
         with datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            yield curs
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Cursor[DictRow]]:
+        """A cursor whose every statement is its own transaction: one round trip each.
+
+        For single-statement reads (the validation hot path): with no BEGIN/COMMIT
+        around it, a tenant the statement sets for itself ends with the statement.
+        """
+        datastore = self.factory.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from ledger.domain.codes import LicenseStatus
 from ledger.domain.license import License
 from ledger.domain.machine import Machine
+from projections.timers import project_license_timers
 from projections.wire import iso_ms
 
 
@@ -96,11 +97,12 @@ def project_license(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -
     key_hash = bytes.fromhex(license_.key_hash)
     curs.execute(
         "INSERT INTO licenses (tenant_id, id, key_hash, product_id, policy_id, status,"
-        " expires_at, user_email, created_at, deleted, doc)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " expires_at, user_email, created_at, deleted, doc, activated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, id) DO UPDATE SET policy_id = EXCLUDED.policy_id,"
         " status = EXCLUDED.status, expires_at = EXCLUDED.expires_at,"
-        " user_email = EXCLUDED.user_email, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc",
+        " user_email = EXCLUDED.user_email, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc,"
+        " activated_at = EXCLUDED.activated_at",
         (
             tenant_id,
             license_.id,
@@ -113,10 +115,13 @@ def project_license(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -
             license_.created_at,
             license_.deleted,
             Jsonb(license_document(license_)),
+            # Validation reads it to know whether a `valid: true` is the first ever.
+            license_.activated_at,
         ),
         prepare=True,
     )
     _project_machines(curs, tenant_id, license_)
+    project_license_timers(curs, tenant_id, license_)
     if license_.deleted:
         # A deleted license's key no longer resolves: validation says NOT_FOUND and the
         # `License` credential is refused.
@@ -140,14 +145,16 @@ def _project_machines(curs: Cursor[DictRow], tenant_id: UUID, license_: License)
             machine.active and not license_.deleted,
             machine.created_at,
             Jsonb(machine_document(machine)),
+            machine.fingerprint_scope,
         )
         for machine in license_.machines
     ]
     if not rows:
         return
+    # `fingerprint_scope` is fixed at activation (migration 0007's unique index).
     curs.executemany(
-        "INSERT INTO machines (tenant_id, id, license_id, fingerprint, active, created_at, doc)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        "INSERT INTO machines (tenant_id, id, license_id, fingerprint, active, created_at, doc,"
+        " fingerprint_scope) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, id) DO UPDATE SET active = EXCLUDED.active, doc = EXCLUDED.doc"
         " WHERE machines.active IS DISTINCT FROM EXCLUDED.active"
         " OR machines.doc IS DISTINCT FROM EXCLUDED.doc",

@@ -10,18 +10,30 @@ import argparse
 import logging
 import os
 import sys
+from datetime import UTC
+from datetime import datetime
 
+from ledger.application import LedgerApplication
 from ledger.store.dsn import redact_url
+from projections.inline import InlineProjections
 from workers.logs import configure_logging
 from workers.runner import Loop
 from workers.runner import Runner
+from workers.timers import timer_loops
 
 _log = logging.getLogger("licentric.worker")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def build_loops(database_url: str) -> list[Loop]:
     """The loops this process runs; webhooks, timers and the re-signer plug in here."""
-    return []
+    ledger = LedgerApplication(database_url, pool_size=2, projector=InlineProjections())
+    loops: list[Loop] = []
+    loops += timer_loops(ledger, clock=utc_now)
+    return loops
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -273,6 +273,17 @@ class License(LicenseUsage):
     def _expired(self, expires_at: str | None, timestamp: datetime) -> None:
         self._expiry_recorded_for = expires_at
 
+    @property
+    def expiry_due_at(self) -> datetime | None:
+        """When the timer has `Expired` to record (None: nothing pending).
+
+        The current `expires_at` of a live, non-terminal license whose expiry has not
+        been recorded yet; a renewal makes the new date due.
+        """
+        if self.deleted or self.is_terminal() or self._expiry_recorded_for == self._expires_at:
+            return None
+        return self.expires_at
+
     def update(
         self,
         *,

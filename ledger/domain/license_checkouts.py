@@ -1,4 +1,16 @@
-"""Offline checkouts of the License aggregate (API.md §7): recorded here, signed outside."""
+"""Offline checkouts of the License aggregate (API.md §7): recorded here, signed outside.
+
+A checkout is a promise: until `expires_at` (issue time + ttl) the license may be used
+offline on the bound machine, and the server keeps its file current (the re-signer
+publishes a new file when the license, its policy or the signing key changes). Each
+issued file is recorded in the event that issued it (`CheckedOut`, `FileRegenerated`),
+so the ledger says exactly which bytes were handed out, and the checkouts read model is
+a function of the events.
+
+State keeps the current file only while its checkout is unexpired (older files stay in
+the events): a license checked out for years does not carry its whole file history in
+every snapshot.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +22,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from ledger.domain.checks import Issues
+from ledger.domain.checks import check_text
 from ledger.domain.errors import BusinessRuleViolation
 from ledger.domain.errors import CheckoutTtlInvalid
 from ledger.domain.errors import NotFound
@@ -23,6 +37,17 @@ from ledger.domain.timestamps import to_iso
 TTL_MIN = 3600
 TTL_MAX = 7_776_000
 TTL_DEFAULT = 1_209_600
+CHECKOUT_EXPIRED = "CHECKOUT_EXPIRED"
+
+
+@dataclass(frozen=True)
+class IssuedFile:
+    """The file a checkout currently publishes (its certificate and what it says)."""
+
+    certificate: str
+    digest: str  # SHA-256 of the file's content apart from issuedAt (see ledger.offline)
+    issued_at: datetime
+    expires_at: datetime  # the file's own expiry (never after the checkout's)
 
 
 @dataclass(frozen=True)
@@ -34,31 +59,38 @@ class Checkout:
     kid: str
     issued_at: datetime
     expires_at: datetime
+    encrypted: bool = False
+    file: IssuedFile | None = None  # None once the checkout has expired
+
+
+def _check_file(certificate: object, digest: object) -> None:
+    issues = Issues()
+    check_text(issues, "certificate", certificate, min_len=1, max_len=200_000)
+    check_text(issues, "digest", digest, min_len=64, max_len=64)
+    issues.raise_if_any()
 
 
 class LicenseCheckouts(LicenseMachines):
     def _start_checkouts(self) -> None:
         self._checkouts: list[dict[str, Any]] = []
+        # The license's offline file key, sealed under the master key (ledger.offline.keys).
+        self.sealed_file_key: str | None = None
 
     def checkouts(self, now: datetime | None = None) -> list[Checkout]:
         """All checkouts, or only those still unexpired at `now`."""
-        views = [
-            Checkout(
-                id=UUID(c["checkout_id"]),
-                fingerprint=c["fingerprint"],
-                machine_id=None if c["machine_id"] is None else UUID(c["machine_id"]),
-                ttl=c["ttl"],
-                kid=c["kid"],
-                issued_at=from_iso(c["issued_at"]),
-                expires_at=from_iso(c["expires_at"]),
-            )
-            for c in self._checkouts
-        ]
+        views = [_view(c) for c in self._checkouts]
         return views if now is None else [c for c in views if c.expires_at > require_utc(now)]
+
+    def checkout(self, checkout_id: UUID) -> Checkout:
+        for record in self._checkouts:
+            if record["checkout_id"] == str(checkout_id):
+                return _view(record)
+        msg = f"checkout {checkout_id} not found"
+        raise NotFound(msg)
 
     # Offline checkouts
 
-    def record_checkout(
+    def plan_checkout(
         self,
         *,
         checkout_id: UUID,
@@ -69,9 +101,11 @@ class LicenseCheckouts(LicenseMachines):
         offline_max_days: int,
         require_fingerprint: bool,
         expired_blocks: bool,
+        encrypted: bool = False,
         at: datetime,
     ) -> Checkout:
-        """Record an offline license file issued now; the caller renders and signs it.
+        """The checkout `record_checkout` would record, checked but not recorded: the
+        caller renders and signs its file from it.
 
         Without `ttl`, the default (14 days) capped at `offline_max_days`.
         """
@@ -94,17 +128,65 @@ class LicenseCheckouts(LicenseMachines):
             if record is None:
                 msg = "fingerprint is not an active machine of this license"
                 raise BusinessRuleViolation(msg, "FINGERPRINT_NOT_FOUND")
-            machine_id = record["id"]
-        self._checked_out(
-            checkout_id=str(checkout_id),
+            machine_id = UUID(record["id"])
+        return Checkout(
+            id=checkout_id,
             fingerprint=fingerprint,
             machine_id=machine_id,
             ttl=ttl,
             kid=kid,
-            expires_at=to_iso(at + timedelta(seconds=ttl)),
-            timestamp=at,
+            issued_at=at,
+            expires_at=at + timedelta(seconds=ttl),
+            encrypted=encrypted,
         )
-        return self.checkouts()[-1]
+
+    def record_checkout(
+        self,
+        *,
+        checkout_id: UUID,
+        fingerprint: str | None,
+        ttl: int | None,
+        kid: str,
+        offline_allowed: bool,
+        offline_max_days: int,
+        require_fingerprint: bool,
+        expired_blocks: bool,
+        encrypted: bool = False,
+        file: IssuedFile | None = None,
+        at: datetime,
+    ) -> Checkout:
+        """Record an offline license file issued now (`license.checked_out`).
+
+        `file` is the signed file rendered from `plan_checkout` with the same arguments.
+        """
+        plan = self.plan_checkout(
+            checkout_id=checkout_id,
+            fingerprint=fingerprint,
+            ttl=ttl,
+            kid=kid,
+            offline_allowed=offline_allowed,
+            offline_max_days=offline_max_days,
+            require_fingerprint=require_fingerprint,
+            expired_blocks=expired_blocks,
+            encrypted=encrypted,
+            at=at,
+        )
+        if file is not None:
+            _check_file(file.certificate, file.digest)
+        self._checked_out(
+            checkout_id=str(plan.id),
+            fingerprint=plan.fingerprint,
+            machine_id=None if plan.machine_id is None else str(plan.machine_id),
+            ttl=plan.ttl,
+            kid=plan.kid,
+            expires_at=to_iso(plan.expires_at),
+            encrypted=encrypted,
+            certificate=None if file is None else file.certificate,
+            digest=None if file is None else file.digest,
+            file_expires_at=None if file is None else to_iso(file.expires_at),
+            timestamp=plan.issued_at,
+        )
+        return self.checkout(plan.id)
 
     @event("CheckedOut")
     def _checked_out(
@@ -117,7 +199,13 @@ class LicenseCheckouts(LicenseMachines):
         kid: str,
         expires_at: str,
         timestamp: datetime,
+        # Absent from events recorded before files were stored with their checkout.
+        encrypted: bool = False,
+        certificate: str | None = None,
+        digest: str | None = None,
+        file_expires_at: str | None = None,
     ) -> None:
+        self._forget_expired_files(timestamp)
         self._checkouts.append(
             {
                 "checkout_id": checkout_id,
@@ -127,19 +215,108 @@ class LicenseCheckouts(LicenseMachines):
                 "kid": kid,
                 "issued_at": to_iso(timestamp),
                 "expires_at": expires_at,
+                "encrypted": encrypted,
+                "file": _file_record(certificate, digest, to_iso(timestamp), file_expires_at),
             }
         )
 
-    def record_file_regenerated(self, *, checkout_id: UUID, kid: str, at: datetime) -> None:
-        """The re-signer re-issued a checkout's file (same expiry, maybe a new key)."""
+    def record_file_regenerated(
+        self,
+        *,
+        checkout_id: UUID,
+        kid: str,
+        file: IssuedFile | None = None,
+        at: datetime,
+    ) -> None:
+        """The re-signer re-issued a checkout's file (same checkout expiry, maybe a new
+        key); `license.file_regenerated` carries the new file."""
         self.check_not_deleted()
-        if not any(c["checkout_id"] == str(checkout_id) for c in self._checkouts):
-            msg = f"checkout {checkout_id} not found"
-            raise NotFound(msg)
-        self._file_regenerated(checkout_id=str(checkout_id), kid=kid, timestamp=require_utc(at))
+        at = require_utc(at)
+        current = self.checkout(checkout_id)
+        if current.expires_at <= at:
+            msg = f"checkout {checkout_id} has expired: its file is no longer kept current"
+            raise BusinessRuleViolation(msg, CHECKOUT_EXPIRED)
+        if file is not None:
+            _check_file(file.certificate, file.digest)
+        self._file_regenerated(
+            checkout_id=str(checkout_id),
+            kid=kid,
+            certificate=None if file is None else file.certificate,
+            digest=None if file is None else file.digest,
+            file_expires_at=None if file is None else to_iso(file.expires_at),
+            timestamp=at,
+        )
 
     @event("FileRegenerated")
-    def _file_regenerated(self, checkout_id: str, kid: str, timestamp: datetime) -> None:
+    def _file_regenerated(
+        self,
+        checkout_id: str,
+        kid: str,
+        timestamp: datetime,
+        certificate: str | None = None,
+        digest: str | None = None,
+        file_expires_at: str | None = None,
+    ) -> None:
+        self._forget_expired_files(timestamp)
         for checkout in self._checkouts:
             if checkout["checkout_id"] == checkout_id:
                 checkout["kid"] = kid
+                checkout["file"] = _file_record(
+                    certificate, digest, to_iso(timestamp), file_expires_at
+                )
+
+    def seal_file_key(self, *, sealed_key: str, at: datetime) -> None:
+        """Keep the license's offline file key (sealed under the master key) so that
+        encrypted files can be issued and re-signed without the license key."""
+        self.check_not_deleted()
+        issues = Issues()
+        check_text(issues, "sealedKey", sealed_key, min_len=1, max_len=1000)
+        issues.raise_if_any()
+        if sealed_key != self.sealed_file_key:
+            self._file_key_sealed(sealed_key=sealed_key, timestamp=require_utc(at))
+
+    @event("FileKeySealed")
+    def _file_key_sealed(self, sealed_key: str, timestamp: datetime) -> None:
+        self.sealed_file_key = sealed_key
+
+    def _forget_expired_files(self, now: datetime) -> None:
+        # By the event's own time, so replaying the events gives the same state.
+        for checkout in self._checkouts:
+            if checkout.get("file") is not None and from_iso(checkout["expires_at"]) <= now:
+                checkout["file"] = None
+
+
+def _file_record(
+    certificate: str | None, digest: str | None, issued_at: str, expires_at: str | None
+) -> dict[str, Any] | None:
+    if certificate is None or digest is None or expires_at is None:
+        return None
+    return {
+        "certificate": certificate,
+        "digest": digest,
+        "issued_at": issued_at,
+        "expires_at": expires_at,
+    }
+
+
+def _view(record: dict[str, Any]) -> Checkout:
+    file = record.get("file")
+    return Checkout(
+        id=UUID(record["checkout_id"]),
+        fingerprint=record["fingerprint"],
+        machine_id=None if record["machine_id"] is None else UUID(record["machine_id"]),
+        ttl=record["ttl"],
+        kid=record["kid"],
+        issued_at=from_iso(record["issued_at"]),
+        expires_at=from_iso(record["expires_at"]),
+        encrypted=bool(record.get("encrypted", False)),
+        file=None
+        if file is None
+        else IssuedFile(
+            certificate=file["certificate"],
+            digest=file["digest"],
+            issued_at=from_iso(file["issued_at"]),
+            expires_at=from_iso(file["expires_at"]),
+        ),
+    )
+

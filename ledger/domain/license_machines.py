@@ -18,8 +18,10 @@ from ledger.domain.base import Unset
 from ledger.domain.checks import json_copy
 from ledger.domain.codes import HeartbeatStatus
 from ledger.domain.codes import LicenseStatus
+from ledger.domain.errors import FloatingLimitExceeded
 from ledger.domain.errors import InvalidTransition
 from ledger.domain.errors import LicenseStateError
+from ledger.domain.errors import MachineLimitExceeded
 from ledger.domain.errors import NotFound
 from ledger.domain.machine import Activation
 from ledger.domain.machine import Machine
@@ -110,13 +112,16 @@ class LicenseMachines(LedgerAggregate):
         floating: bool = False,
         allow_transfer: bool = False,
         expired_blocks: bool = True,
+        fingerprint_scope: str | None = None,
         at: datetime,
     ) -> Activation:
         """Activate a machine; the same fingerprint already active is returned as is.
 
         `max_machines` is the effective limit (policy or override), `expired_blocks` is
         whether the policy's expiration strategy refuses expired licenses. Uniqueness of
-        the fingerprint beyond this license (PER_POLICY/PER_ACCOUNT) is the caller's check.
+        the fingerprint beyond this license (PER_POLICY/PER_ACCOUNT) is the caller's check;
+        `fingerprint_scope` (see `machine.fingerprint_scope`) is recorded with the machine
+        so the read model can enforce that uniqueness with an index.
         """
         self.check_not_deleted()
         metadata = {} if metadata is None else metadata
@@ -153,6 +158,7 @@ class LicenseMachines(LedgerAggregate):
             cores=cores,
             metadata=json_copy(metadata),
             ip_address=ip_address,
+            fingerprint_scope=fingerprint_scope,
             timestamp=at,
         )
         return Activation(self.machine(machine_id), created=True)
@@ -170,6 +176,8 @@ class LicenseMachines(LedgerAggregate):
         metadata: dict[str, Any],
         ip_address: str | None,
         timestamp: datetime,
+        # Absent from events recorded before it existed: those machines had no scope.
+        fingerprint_scope: str | None = None,
     ) -> None:
         self._machines[machine_id] = MachineRecord(
             id=machine_id,
@@ -185,9 +193,31 @@ class LicenseMachines(LedgerAggregate):
             created_at=to_iso(timestamp),
             updated_at=to_iso(timestamp),
             deactivated_at=None,
+            fingerprint_scope=fingerprint_scope,
         )
         if fingerprint not in self._fingerprints_used:
             self._fingerprints_used.append(fingerprint)
+
+    def record_limit_reached(self, refusal: MachineLimitExceeded | FloatingLimitExceeded, *,
+                             fingerprint: str, at: datetime) -> None:  # fmt: skip
+        """Record that an activation was refused for want of a seat (`license.limit_reached`).
+
+        The refused activation itself changes nothing; this fact is for webhooks and audit.
+        """
+        self.check_not_deleted()
+        self._limit_reached(
+            code=str(refusal.code),
+            maximum=refusal.details["max"],
+            current=refusal.details["current"],
+            fingerprint=fingerprint,
+            timestamp=require_utc(at),
+        )
+
+    @event("LimitReached")
+    def _limit_reached(
+        self, code: str, maximum: int, current: int, fingerprint: str, timestamp: datetime
+    ) -> None:
+        """Nothing changes: the event is the record."""
 
     def deactivate_machine(self, *, machine_id: UUID, at: datetime) -> None:
         """Free the machine's seat. Allowed whatever the license status (it only frees)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from typing import NamedTuple
+from typing import NotRequired
 from typing import TypedDict
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from ledger.domain.checks import check_metadata
 from ledger.domain.checks import check_optional_int
 from ledger.domain.checks import check_optional_text
 from ledger.domain.checks import check_text
+from ledger.domain.codes import FingerprintUniqueness
 from ledger.domain.codes import HeartbeatStatus
 from ledger.domain.codes import Platform
 from ledger.domain.errors import FloatingLimitExceeded
@@ -44,6 +46,9 @@ class MachineRecord(TypedDict):
     created_at: str
     updated_at: str
     deactivated_at: str | None
+    # Where the fingerprint must be unique beyond its license (see `fingerprint_scope`);
+    # absent from records made before it existed.
+    fingerprint_scope: NotRequired[str | None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Machine:
     created_at: datetime
     updated_at: datetime
     deactivated_at: datetime | None
+    fingerprint_scope: str | None = None
 
     @property
     def active(self) -> bool:
@@ -91,7 +97,22 @@ class Machine:
             created_at=from_iso(record["created_at"]),
             updated_at=from_iso(record["updated_at"]),
             deactivated_at=from_iso_or_none(record["deactivated_at"]),
+            fingerprint_scope=record.get("fingerprint_scope"),
         )
+
+
+def fingerprint_scope(uniqueness: FingerprintUniqueness, policy_id: str) -> str | None:
+    """The scope in which an active machine's fingerprint must be unique, as a key.
+
+    PER_POLICY: among the active machines of every license of the policy
+    (`policy:<id>`); PER_ACCOUNT: of the whole environment (`account`); PER_LICENSE:
+    None, since one license's machines are already unique (they share its stream).
+    """
+    if uniqueness == FingerprintUniqueness.PER_POLICY:
+        return f"policy:{policy_id}"
+    if uniqueness == FingerprintUniqueness.PER_ACCOUNT:
+        return "account"
+    return None
 
 
 class Activation(NamedTuple):

@@ -1,0 +1,201 @@
+"""`validation.success` / `validation.failed`, recorded off the request path, in batches.
+
+A request only puts a small tuple on an in-memory queue (no database work). A background
+thread appends what has queued every `interval` seconds, or as soon as `max_batch` items
+wait: one append (one transaction) per tenant per flush, whatever the request rate.
+
+Each validation is its own one-event stream (`ValidationRecord`, a fresh id), so a batch
+never conflicts with license commands or other processes' batches, and retrying a batch
+whose commit was in doubt cannot store it twice (the unique (tenant, stream, version) key
+refuses the copy).
+
+Durability trade-off: these events are telemetry for webhooks and analytics. A crash
+(SIGKILL, power loss) loses at most what was queued and not yet flushed, about
+`interval` seconds of validations of that process; a graceful stop (gunicorn worker
+exit, SIGTERM, interpreter exit) flushes first. What must never be lost is not batched:
+uses under `maxUses` and the first `license.activated` are commands committed before
+the response is sent.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections import defaultdict
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from uuid import UUID
+from uuid import uuid4
+
+from ledger.application import LedgerApplication
+from ledger.domain.codes import ValidationCode
+from ledger.domain.validation_record import ValidationRecord
+from ledger.store.recorder import ConcurrencyConflictError
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 0.2
+DEFAULT_MAX_BATCH = 500
+# Past this many queued items (the database is down for a while) the oldest are dropped:
+# memory stays bounded, and requests keep being answered.
+DEFAULT_MAX_QUEUE = 100_000
+# About a minute of database outage (connect timeouts included) before giving up.
+MAX_ATTEMPTS = 25
+_METADATA = {"actor": {"type": "system", "id": "validation"}}
+_started: weakref.WeakSet[ValidationEventBatcher] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Flush every batcher of this process (gunicorn's `worker_exit` hook calls it)."""
+    for batcher in list(_started):
+        batcher.close()
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    tenant_id: UUID
+    license_id: UUID
+    valid: bool
+    code: ValidationCode
+    at: datetime
+    machine_id: UUID | None = None
+    fingerprint: str | None = None
+    missing: tuple[str, ...] = ()
+    request_id: str | None = None
+    record_id: UUID = field(default_factory=uuid4)
+
+
+class ValidationEventBatcher:
+    def __init__(
+        self,
+        ledger: Callable[[], LedgerApplication],
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
+        self._ledger = ledger
+        self._interval = interval
+        self._max_batch = max_batch
+        self._queue: deque[tuple[ValidationOutcome, int]] = deque(maxlen=max_queue)
+        self._wake = threading.Condition()
+        self._flushing = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dropped = 0  # items given up after MAX_ATTEMPTS failed appends
+
+    def record(self, outcome: ValidationOutcome) -> None:
+        """Queue one outcome; never blocks on the database."""
+        if self._thread is None:
+            self._start()
+        with self._wake:
+            self._queue.append((outcome, 0))
+            if len(self._queue) >= self._max_batch:
+                self._wake.notify()
+
+    def flush(self) -> None:
+        """Append everything queued now (the thread does this; tests and close() too)."""
+        with self._flushing:
+            while True:
+                with self._wake:
+                    size = min(len(self._queue), self._max_batch)
+                    batch = [self._queue.popleft() for _ in range(size)]
+                if not batch or not self._append(batch):
+                    return  # empty, or the database refused: the thread retries later
+
+    def close(self) -> None:
+        """Stop the thread and flush what is queued (idempotent)."""
+        with self._wake:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self.flush()
+
+    def _start(self) -> None:
+        with self._wake:
+            if self._thread is not None or self._closed:
+                return
+            # Started on first use, after gunicorn forked this worker (a thread does not
+            # survive a fork), and flushed at interpreter exit as a last resort.
+            self._thread = threading.Thread(target=self._run, name="validation-events", daemon=True)
+            self._thread.start()
+        _started.add(self)
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if not self._closed and len(self._queue) < self._max_batch:
+                    self._wake.wait(self._interval)
+                if self._closed:
+                    return
+            try:
+                self.flush()
+            except Exception:  # the thread must survive anything; _append logs
+                _log.exception("validation events: flush failed")
+                time.sleep(self._interval)
+
+    def _append(self, batch: list[tuple[ValidationOutcome, int]]) -> bool:
+        """One append per tenant; False when one failed (its items are queued again)."""
+        by_tenant: dict[UUID, list[tuple[ValidationOutcome, int]]] = defaultdict(list)
+        for item in batch:
+            by_tenant[item[0].tenant_id].append(item)
+        ok = True
+        for tenant_id, items in by_tenant.items():
+            try:
+                self._save(tenant_id, items)
+            except Exception as e:  # the database is down or refused: keep them for later
+                self._retry(items, e)
+                ok = False
+        return ok
+
+    def _save(self, tenant_id: UUID, items: list[tuple[ValidationOutcome, int]]) -> None:
+        ledger = self._ledger()
+        try:
+            ledger.save_in(tenant_id, *[_record(o) for o, _ in items], metadata=_METADATA)
+        except ConcurrencyConflictError:
+            # Only an item retried after an append whose commit was in doubt can conflict
+            # (it was stored then); the transaction rolled back, so save the others one
+            # by one (rare), skipping those already stored.
+            for outcome, _ in items:
+                try:
+                    ledger.save_in(tenant_id, _record(outcome), metadata=_METADATA)
+                except ConcurrencyConflictError:
+                    continue
+
+    def _retry(self, items: list[tuple[ValidationOutcome, int]], error: Exception) -> None:
+        again = [(outcome, attempts + 1) for outcome, attempts in items]
+        kept = [item for item in again if item[1] < MAX_ATTEMPTS]
+        self.dropped += len(again) - len(kept)
+        _log.warning(
+            "validation events: append failed (%s); %d kept for retry, %d dropped",
+            type(error).__name__,
+            len(kept),
+            len(again) - len(kept),
+        )
+        with self._wake:
+            self._queue.extendleft(reversed(kept))
+
+
+def _record(outcome: ValidationOutcome) -> ValidationRecord:
+    return ValidationRecord.record(
+        id=outcome.record_id,
+        valid=outcome.valid,
+        license_id=outcome.license_id,
+        code=outcome.code,
+        machine_id=outcome.machine_id,
+        fingerprint=outcome.fingerprint,
+        missing=outcome.missing,
+        request_id=outcome.request_id,
+        at=outcome.at,
+    )

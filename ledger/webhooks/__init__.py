@@ -1,0 +1,1 @@
+"""Pure webhook rules: secrets and signatures, the retry schedule, destination checks."""
