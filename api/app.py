@@ -11,6 +11,8 @@ from api import errors
 from api import media
 from api.auth import AuthMiddleware
 from api.idempotency import IdempotencyMiddleware
+from api.metrics import MetricsMiddleware
+from api.metrics import MetricsResource
 from api.openapi import OpenApiResource
 from api.probes import database_probe
 from api.probes import redis_probe
@@ -23,13 +25,24 @@ from api.resources.entitlements import EntitlementCollection
 from api.resources.entitlements import EntitlementItem
 from api.resources.health import HealthResource
 from api.resources.health import ReadyResource
+from api.resources.license_actions import ACTIONS as LICENSE_ACTIONS
+from api.resources.license_actions import LicenseActions
+from api.resources.license_actions import LicenseEntitlements
+from api.resources.licenses import LicenseByKey
+from api.resources.licenses import LicenseCollection
+from api.resources.licenses import LicenseItem
 from api.resources.machines import MachineCollection
 from api.resources.machines import MachineItem
+from api.resources.offline import LicenseCheckout
+from api.resources.offline import LicenseCheckoutCollection
+from api.resources.offline import LicenseOfflineFile
 from api.resources.policies import PolicyCollection
 from api.resources.policies import PolicyEntitlements
 from api.resources.policies import PolicyItem
 from api.resources.products import ProductCollection
 from api.resources.products import ProductItem
+from api.resources.signing_keys import SigningKeyCollection
+from api.resources.signing_keys import SigningKeyRotation
 from api.resources.validation import LicenseValidate
 from api.resources.validation import ValidateKey
 from api.routing import RouteTable
@@ -74,6 +87,20 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     routes.add(f"{v1}/api-keys", ApiKeyCollection(services))
     routes.add(f"{v1}/api-keys/{{api_key_id:uuid}}", ApiKeyItem(services))
     routes.add(f"{v1}/admin/accounts", AccountCollection(services))
+    routes.add(f"{v1}/licenses", LicenseCollection(services))
+    routes.add(f"{v1}/licenses/by-key/{{key}}", LicenseByKey(services))
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}", LicenseItem(services))
+    license_actions = LicenseActions(services)
+    for segment, suffix in LICENSE_ACTIONS.items():
+        routes.add(f"{v1}/licenses/{{license_id:uuid}}/{segment}", license_actions, suffix=suffix)
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/entitlements", LicenseEntitlements(services))
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/checkout", LicenseCheckout(services))
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/offline-file", LicenseOfflineFile(services))
+    routes.add(
+        f"{v1}/licenses/{{license_id:uuid}}/checkouts", LicenseCheckoutCollection(services)
+    )
+    routes.add(f"{v1}/signing-keys", SigningKeyCollection(services))
+    routes.add(f"{v1}/signing-keys/rotate", SigningKeyRotation(services))
     validator = Validator(services)
     routes.add(f"{v1}/licenses/validate-key", ValidateKey(services, validator))
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/validate", LicenseValidate(services, validator))
@@ -99,6 +126,7 @@ def create_app(
     # idempotency, whose keys are scoped to the credential.
     middleware: list[Any] = [
         RequestIdMiddleware(),
+        MetricsMiddleware(),
         media.BodyLimitMiddleware(),
         AuthMiddleware(services),
         *([RateLimitMiddleware(config)] if config.rate_limits_enabled else []),
@@ -110,6 +138,8 @@ def create_app(
 
     redis = redis_probe(config.redis_url) if config.redis_url else None
     routes = RouteTable(app)
+    # Prometheus scrapes /metrics at the root, as is conventional; not an API resource.
+    app.add_route("/metrics", MetricsResource())
     routes.add(f"{API_PREFIX}/health", HealthResource())
     routes.add(
         f"{API_PREFIX}/ready",

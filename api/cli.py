@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -105,7 +106,10 @@ def serve(
         _log.info("rate limits: in-process (set REDIS_URL to share them between processes)")
     _log.info("starting API on http://%s:%s", config.host, config.port)
     command = [sys.executable, "-m", "gunicorn", "-c", str(_GUNICORN_CONF), "api.wsgi:app"]
-    sys.exit(_run_forwarding_signals(command, _child_env(config, url)))
+    env = _child_env(config, url)
+    # Every gunicorn worker writes its metric samples here; /metrics aggregates them.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="licentric-metrics-"))
+    sys.exit(_run_forwarding_signals(command, env))
 
 
 @cli.command()

@@ -67,3 +67,11 @@ def worker_exit(server: Any, worker: Any) -> None:
     from api.validation_events import close_all  # noqa: PLC0415 (the worker's import)
 
     close_all()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # Drop a dead worker's live gauges from the aggregated /metrics (prometheus_client).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess  # noqa: PLC0415
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -49,7 +49,8 @@ def _operation(method: str, route: Route, spec: Operation) -> dict[str, Any]:
     for status, schema in spec.responses.items():
         entry: dict[str, Any] = {"description": spec.summary}
         if schema is not None:
-            entry["content"] = {"application/json": {"schema": schema}}
+            media_type = spec.media_types.get(status, "application/json")
+            entry["content"] = {media_type: {"schema": schema}}
         responses[str(status)] = entry
     for status, text in _ERROR_STATUSES.items():
         responses.setdefault(

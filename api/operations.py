@@ -60,6 +60,8 @@ class Operation:
     query: Mapping[str, Schema] = field(default_factory=dict)
     body_required: bool = True
     description: str = ""
+    # Responses that are not JSON, by status (e.g. 200: "application/x-licentric-license").
+    media_types: Mapping[int, str] = field(default_factory=dict)
 
 
 def _issues(error: ValidationError) -> list[Issue]:
@@ -94,6 +96,7 @@ def operation(
     query: Mapping[str, Schema] | None = None,
     body_required: bool = True,
     description: str = "",
+    media_types: Mapping[int, str] | None = None,
 ) -> Callable[[Responder], Responder]:
     spec = Operation(
         summary=summary,
@@ -103,6 +106,7 @@ def operation(
         query=query or {},
         body_required=body_required,
         description=description,
+        media_types=media_types or {},
     )
 
     def decorate(responder: Responder) -> Responder:

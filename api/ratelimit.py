@@ -33,6 +33,7 @@ from api.client_ip import client_ip
 from api.client_ip import parse_networks
 from api.config import Config
 from api.errors import ApiError
+from api.metrics import RATE_LIMIT_FAIL_OPEN
 from ledger.domain.codes import ErrorCode
 
 _log = logging.getLogger(__name__)
@@ -145,11 +146,13 @@ class FailOpen:
     def check(self, key: str, rate: Rate, now: float) -> Verdict | None:
         if time.monotonic() < self._down_until:
             self.failures += 1
+            RATE_LIMIT_FAIL_OPEN.inc()
             return None
         try:
             return self._limiter.check(key, rate, now)
         except (redis.RedisError, OSError) as exc:
             self.failures += 1
+            RATE_LIMIT_FAIL_OPEN.inc()
             self._down_until = time.monotonic() + _BACKOFF
             _log.warning(
                 "rate limiter unavailable, failing open",

@@ -182,6 +182,7 @@ class ValidationEventBatcher:
             type(error).__name__,
             len(kept),
             len(again) - len(kept),
+            exc_info=error,
         )
         with self._wake:
             self._queue.extendleft(reversed(kept))

@@ -31,6 +31,7 @@ from ledger.domain.license import License
 from ledger.domain.policy import Policy
 from ledger.domain.product import Product
 from ledger.domain.validation_record import ValidationRecord
+from ledger.domain.webhook_endpoint import WebhookEndpoint
 from ledger.projection import InlineProjector
 from ledger.store.mapper import EventNames
 from ledger.store.mapper import saving
@@ -52,6 +53,7 @@ STREAMS: tuple[type[MutableOrImmutableAggregate[Any]], ...] = (
     Entitlement,
     License,
     ValidationRecord,
+    WebhookEndpoint,
 )
 
 

@@ -17,12 +17,16 @@ from ledger.domain.environment import Environment
 from ledger.domain.license import License
 from ledger.domain.policy import Policy
 from ledger.domain.product import Product
+from ledger.domain.webhook_endpoint import WebhookEndpoint
 from projections.api_keys import project_api_key
 from projections.catalogue import project_entitlement
 from projections.catalogue import project_policy
 from projections.catalogue import project_product
 from projections.licenses import project_license
+from projections.offline import project_license_checkouts
+from projections.offline import project_signing_keys
 from projections.tenants import project_environment
+from projections.webhook_endpoints import project_webhook_endpoint
 
 RowWriter = Callable[[Cursor[DictRow], UUID, Any], None]
 
@@ -33,6 +37,12 @@ _WRITERS: dict[type, RowWriter] = {
     Policy: project_policy,
     Entitlement: project_entitlement,
     License: project_license,
+    WebhookEndpoint: project_webhook_endpoint,
+}
+# More read models of the same aggregate, written after its main one.
+_MORE_WRITERS: dict[type, tuple[RowWriter, ...]] = {
+    Environment: (project_signing_keys,),
+    License: (project_license_checkouts,),
 }
 
 
@@ -49,3 +59,5 @@ class InlineProjections:
             writer = _WRITERS.get(type(aggregate))
             if writer is not None:
                 writer(curs, tenant_id, aggregate)
+            for more in _MORE_WRITERS.get(type(aggregate), ()):
+                more(curs, tenant_id, aggregate)

@@ -17,6 +17,9 @@ from ledger.application import LedgerApplication
 from ledger.store.dsn import redact_url
 from projections.inline import InlineProjections
 from workers.logs import configure_logging
+from workers.master_key import MasterKeyMissingError
+from workers.master_key import master_key_from_env
+from workers.resigner import resigner_loops
 from workers.runner import Loop
 from workers.runner import Runner
 from workers.timers import timer_loops
@@ -33,6 +36,12 @@ def build_loops(database_url: str) -> list[Loop]:
     ledger = LedgerApplication(database_url, pool_size=2, projector=InlineProjections())
     loops: list[Loop] = []
     loops += timer_loops(ledger, clock=utc_now)
+    try:
+        master_key = master_key_from_env(os.environ)
+    except MasterKeyMissingError as e:
+        _log.error("offline files will not be re-signed: %s", e)
+    else:
+        loops += resigner_loops(ledger, master_key=master_key, clock=utc_now)
     return loops
 
 

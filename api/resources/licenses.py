@@ -108,10 +108,11 @@ class LicenseCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
         codes = unique_codes(body.get("entitlements", []))
-        with reading(self._services, req) as curs:
-            missing = missing_entitlement_codes(curs, codes)
-        if missing:
-            raise unknown_codes(missing)
+        if codes:
+            with reading(self._services, req) as curs:
+                missing = missing_entitlement_codes(curs, codes)
+            if missing:
+                raise unknown_codes(missing)
         issued = licenses.issue_license(
             self._services.ledger,
             command_context(req, self._services),
@@ -119,6 +120,8 @@ class LicenseCollection:
             product_id=UUID(body["productId"]),
             policy_id=UUID(body["policyId"]),
             pepper=self._services.pepper,
+            # Seals the offline file key, so checkouts can be encrypt: true (docs/offline.md).
+            master_key=self._services.master_key,
             expires_at=moment(body, "expiresAt") if "expiresAt" in body else UNSET,
             entitlements=codes,
             **given_fields(body, _FIELDS),
@@ -142,15 +145,19 @@ class LicenseCollection:
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         cursor, limit = list_params(req)
-        filters = {
-            "product_id": query_uuid(req, "productId"),
-            "policy_id": query_uuid(req, "policyId"),
-            "status": _status_param(req),
-            "user_email": req.get_param("userEmail"),
-        }
+        product_id = query_uuid(req, "productId")
+        policy_id = query_uuid(req, "policyId")
+        status = _status_param(req)
         with reading(self._services, req) as curs:
             listed = list_licenses(
-                curs, cursor=cursor, limit=limit, now=self._services.clock(), **filters
+                curs,
+                cursor=cursor,
+                limit=limit,
+                now=self._services.clock(),
+                product_id=product_id,
+                policy_id=policy_id,
+                status=status,
+                user_email=req.get_param("userEmail"),
             )
         respond_page(resp, listed)
 

@@ -28,6 +28,8 @@ from ledger.domain.errors import BusinessRuleViolation
 from ledger.domain.license import License
 from ledger.domain.policy import Policy
 from ledger.domain.product import Product
+from ledger.offline.encryption import derive_file_key
+from ledger.offline.keys import seal_file_key
 
 T = TypeVar("T")
 
@@ -61,6 +63,7 @@ def issue_license(
     entitlements: Sequence[str] = (),
     metadata: Mapping[str, Any] | None = None,
     new_key: Callable[[str], str] = new_license_key,
+    master_key: bytes | None = None,
 ) -> IssuedLicense:
     """`expires_at` not given: the policy's `durationDays` from now (None: never).
 
@@ -87,6 +90,12 @@ def issue_license(
             metadata=metadata,
             at=ctx.at,
         )
+        if master_key is not None:
+            # Offline files with `encrypt: true` need a key derived from the license key,
+            # which is never stored: keep that derived key, sealed (ledger.offline).
+            file_key = derive_file_key(key, license_id)
+            sealed = seal_file_key(master_key, ctx.tenant_id, license_id, file_key)
+            license_.seal_file_key(sealed_key=sealed, at=ctx.at)
         save(app, ctx, license_)
         return IssuedLicense(license_, key)
 

@@ -250,6 +250,7 @@ class LicenseCheckouts(LicenseMachines):
     @event("FileRegenerated")
     def _file_regenerated(
         self,
+        *,
         checkout_id: str,
         kid: str,
         timestamp: datetime,
@@ -319,4 +320,3 @@ def _view(record: dict[str, Any]) -> Checkout:
             expires_at=from_iso(file["expires_at"]),
         ),
     )
-

@@ -26,8 +26,22 @@ class ValidationRecord(Aggregate):
     class Success(Aggregate.Created):
         """A `valid: true` result (VALID, or EXPIRED under ALLOW_ACCESS)."""
 
+        license_id: str
+        machine_id: str | None
+        fingerprint: str | None
+        code: str
+        missing: list[str]
+        request_id: str | None
+
     class Failed(Aggregate.Created):
         """A `valid: false` result of a license that exists."""
+
+        license_id: str
+        machine_id: str | None
+        fingerprint: str | None
+        code: str
+        missing: list[str]
+        request_id: str | None
 
     def __init__(
         self,

@@ -50,7 +50,10 @@ CREATE TABLE webhook_deliveries (
     order_key       uuid        NOT NULL,
     message_id      text        NOT NULL,
     event_type      text        NOT NULL,
+    -- The log position of the event (also the envelope's `sequence`); NULL for tests.
     event_position  bigint,
+    event_at        timestamptz NOT NULL,
+    license_id      uuid,
     body            bytea       NOT NULL,
     state           text        NOT NULL
         CHECK (state IN ('pending', 'in_flight', 'delivered', 'failed', 'skipped', 'superseded')),

@@ -90,7 +90,7 @@ class Reason(StrEnum):
     CLOCK_BEHIND = "CLOCK_BEHIND"
 
 
-class InvalidLicenseFile(ValueError):
+class InvalidLicenseFileError(ValueError):
     """Nothing in the file can be trusted: not a license file, or not signed by these keys."""
 
     def __init__(self, reason: Reason, message: str) -> None:
@@ -135,9 +135,9 @@ def _strict_b64(text: str, what: str) -> bytes:
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidLicenseFile(Reason.MALFORMED, f"the {what} is not base64") from None
+        raise InvalidLicenseFileError(Reason.MALFORMED, f"the {what} is not base64") from None
     if b64(raw) != text:
-        raise InvalidLicenseFile(Reason.MALFORMED, f"the {what} is not canonical base64")
+        raise InvalidLicenseFileError(Reason.MALFORMED, f"the {what} is not canonical base64")
     return raw
 
 
@@ -146,11 +146,11 @@ def split_certificate(text: str) -> Parts:
     lines = text.strip().splitlines()
     if len(lines) != 3 or lines[0] != BEGIN or lines[2] != END:
         msg = f"expected {BEGIN}, one line of content and {END}"
-        raise InvalidLicenseFile(Reason.MALFORMED, msg)
+        raise InvalidLicenseFileError(Reason.MALFORMED, msg)
     parts = lines[1].split(".")
     if len(parts) != 3:
         msg = "expected three dot-separated parts: header, payload, signature"
-        raise InvalidLicenseFile(Reason.MALFORMED, msg)
+        raise InvalidLicenseFileError(Reason.MALFORMED, msg)
     return Parts(*parts)
 
 
@@ -170,9 +170,9 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise InvalidLicenseFile(Reason.MALFORMED, f"the {what} is not JSON") from None
+        raise InvalidLicenseFileError(Reason.MALFORMED, f"the {what} is not JSON") from None
     if not isinstance(document, dict):
-        raise InvalidLicenseFile(Reason.MALFORMED, f"the {what} is not a JSON object")
+        raise InvalidLicenseFileError(Reason.MALFORMED, f"the {what} is not a JSON object")
     return document
 
 
@@ -183,16 +183,17 @@ def _signer(parts: Parts, signature: bytes, public_keys: list[str]) -> str:
         except BadSignatureError:
             continue
         return public_key
-    raise InvalidLicenseFile(Reason.BAD_SIGNATURE, "the signature does not match these keys")
+    raise InvalidLicenseFileError(Reason.BAD_SIGNATURE, "the signature does not match these keys")
 
 
 def parse_time(value: object, field: str) -> datetime:
     if not isinstance(value, str):
-        raise InvalidLicenseFile(Reason.MALFORMED, f"header {field} is missing")
+        raise InvalidLicenseFileError(Reason.MALFORMED, f"header {field} is missing")
     try:
         return require_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
-        raise InvalidLicenseFile(Reason.MALFORMED, f"header {field} is not a timestamp") from None
+        msg = f"header {field} is not a timestamp"
+        raise InvalidLicenseFileError(Reason.MALFORMED, msg) from None
 
 
 def verify_certificate(
@@ -205,7 +206,7 @@ def verify_certificate(
 ) -> Verification:
     """Authenticate a file, then say whether it may be used at `now` on `fingerprint`.
 
-    Raises InvalidLicenseFile when the file is not authentic (format, signature,
+    Raises InvalidLicenseFileError when the file is not authentic (format, signature,
     version). An authentic file that is expired, bound to another fingerprint, issued
     in the verifier's future or not decryptable comes back with its `problem`.
     """
@@ -214,13 +215,13 @@ def verify_certificate(
     payload_raw = _strict_b64(parts.payload_b64, "payload")
     signature = _strict_b64(parts.signature_b64, "signature")
     if len(signature) != 64:
-        raise InvalidLicenseFile(Reason.MALFORMED, "the signature is not 64 bytes")
+        raise InvalidLicenseFileError(Reason.MALFORMED, "the signature is not 64 bytes")
     public_key = _signer(parts, signature, public_keys)
     header = _json_object(header_raw, "header")
     version = header.get("version")
     if isinstance(version, bool) or version != VERSION or header.get("algorithm") != ALGORITHM:
         msg = f"unsupported file version {version!r} / algorithm {header.get('algorithm')!r}"
-        raise InvalidLicenseFile(Reason.UNSUPPORTED_VERSION, msg)
+        raise InvalidLicenseFileError(Reason.UNSUPPORTED_VERSION, msg)
     issued_at = parse_time(header.get("issuedAt"), "issuedAt")
     expires_at = parse_time(header.get("expiresAt"), "expiresAt")
     payload, problem = _payload(parts, header, payload_raw, license_key)
@@ -263,7 +264,7 @@ def _payload(
     try:
         license_id = UUID(str(header.get("licenseId")))
     except ValueError:
-        raise InvalidLicenseFile(Reason.MALFORMED, "header licenseId is not a UUID") from None
+        raise InvalidLicenseFileError(Reason.MALFORMED, "header licenseId is not a UUID") from None
     try:
         file_key = derive_file_key(license_key, license_id)
         plain = decrypt_payload(file_key, payload_raw, parts.header_b64)

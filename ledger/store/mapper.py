@@ -169,24 +169,48 @@ class StableNameMapper(Mapper[UUID]):
             return super().to_domain_event(stored_event)
         name, from_version = split_topic(stored_event.topic)
         try:
-            event_class = EventNames.replay_class_of(name)
             body = orjson.loads(stored_event.state)
-        except (KeyError, orjson.JSONDecodeError) as e:
+        except orjson.JSONDecodeError as e:
             msg = f"cannot decode stored event {name!r}: {e}"
             raise MapperDeserialisationError(msg) from e
-        state: dict[str, Any] = body["data"]
-        to_version = getattr(event_class, "class_version", 1)
-        while from_version < to_version:
-            getattr(event_class, f"upcast_v{from_version}_v{from_version + 1}")(state)
-            from_version += 1
         originator_id = stored_event.originator_id
-        state["originator_id"] = (
-            originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        return domain_event_of(
+            name,
+            from_version,
+            body["data"],
+            originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+            stored_event.originator_version,
+            datetime.fromisoformat(body["occurredAt"]),
         )
-        state["originator_version"] = stored_event.originator_version
-        state["timestamp"] = datetime.fromisoformat(body["occurredAt"])
-        if issubclass(event_class, AggregateCreated):
-            state["originator_topic"] = get_topic(EventNames.aggregate_of(event_class))
-        domain_event: DomainEventProtocol[UUID] = object.__new__(event_class)
-        object.__setattr__(domain_event, "__dict__", state)
-        return domain_event
+
+
+def domain_event_of(
+    name: str,
+    schema_version: int,
+    data: dict[str, Any],
+    originator_id: UUID,
+    originator_version: int,
+    timestamp: datetime,
+) -> DomainEventProtocol[UUID]:
+    """The domain event a stored row describes (upcast to its class's version).
+
+    `data` is taken over (not copied): pass a dict nobody else holds. Used by the mapper
+    and by replays that read rows directly (rebuilds, the auditor's tools).
+    """
+    try:
+        event_class = EventNames.replay_class_of(name)
+    except KeyError as e:
+        msg = f"cannot decode stored event {name!r}: {e}"
+        raise MapperDeserialisationError(msg) from e
+    to_version = getattr(event_class, "class_version", 1)
+    while schema_version < to_version:
+        getattr(event_class, f"upcast_v{schema_version}_v{schema_version + 1}")(data)
+        schema_version += 1
+    data["originator_id"] = originator_id
+    data["originator_version"] = originator_version
+    data["timestamp"] = timestamp
+    if issubclass(event_class, AggregateCreated):
+        data["originator_topic"] = get_topic(EventNames.aggregate_of(event_class))
+    domain_event: DomainEventProtocol[UUID] = object.__new__(event_class)
+    object.__setattr__(domain_event, "__dict__", data)
+    return domain_event

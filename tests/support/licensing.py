@@ -1,92 +1,92 @@
-"""Licenses for tests, made with the ledger's own commands (product -> policy -> license)."""
+"""Licenses and machines for the validation tests, made with the ledger's commands
+(no HTTP involved). Owned by the validation tests; see tests/support/machines.py for the
+machine lifecycle helpers."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 from uuid import uuid4
 
 from ledger.application import LedgerApplication
 from ledger.commands import catalogue
-from ledger.commands import licenses
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
-from ledger.domain.base import UNSET
-from ledger.domain.base import Unset
+from ledger.commands.base import change
+from ledger.commands.licenses import issue_license
+from ledger.domain.license import License
 from ledger.domain.templates import PolicySettings
-
-OPERATOR = Actor("operator")
 
 
 def context(tenant_id: UUID | str, at: datetime | None = None) -> CommandContext:
-    return CommandContext(UUID(str(tenant_id)), OPERATOR, at or datetime.now(UTC))
+    return CommandContext(UUID(str(tenant_id)), Actor("operator"), at or datetime.now(UTC))
 
 
 @dataclass(frozen=True)
-class IssuedLicense:
+class IssuedKey:
     tenant_id: UUID
-    product_id: UUID
-    policy_id: UUID
     license_id: UUID
     key: str
-
-    @property
-    def auth(self) -> str:
-        """The `Authorization` header value of a client app holding this key."""
-        return f"License {self.key}"
+    policy_id: UUID
 
 
-def create_policy(
-    ledger: LedgerApplication,
-    tenant_id: UUID | str,
-    settings: PolicySettings | None = None,
-    *,
-    at: datetime | None = None,
-) -> tuple[UUID, UUID]:
-    """A new product and a policy on it: (product id, policy id)."""
-    ctx = context(tenant_id, at)
-    product = catalogue.create_product(
-        ledger, ctx, product_id=uuid4(), name="App", code="app-" + secrets.token_hex(5)
-    )
-    policy = catalogue.create_policy(
-        ledger, ctx, policy_id=uuid4(), product_id=product.id, name="Policy", settings=settings
-    )
-    return product.id, policy.id
-
-
-def issue_license(
+def issue(
     ledger: LedgerApplication,
     pepper: bytes,
     tenant_id: UUID | str,
     *,
-    settings: PolicySettings | None = None,
-    policy: tuple[UUID, UUID] | None = None,
-    expires_at: datetime | Unset | None = UNSET,
-    max_machines_override: int | None = None,
-    at: datetime | None = None,
-) -> IssuedLicense:
-    """A license on `policy` (product id, policy id), or on a new one with `settings`."""
-    product_id, policy_id = policy or create_policy(ledger, tenant_id, settings, at=at)
-    issued = licenses.issue_license(
-        ledger,
-        context(tenant_id, at),
-        license_id=uuid4(),
-        product_id=product_id,
-        policy_id=policy_id,
-        pepper=pepper,
-        expires_at=expires_at,
-        max_machines_override=max_machines_override,
+    policy: PolicySettings | None = None,
+    policy_entitlements: Sequence[str] = (),
+    **license_fields: Any,
+) -> IssuedKey:
+    """A new product, policy (`policy` settings over the defaults) and license."""
+    ctx = context(tenant_id)
+    product = catalogue.create_product(
+        ledger, ctx, product_id=uuid4(), name="App", code="app-" + secrets.token_hex(4)
     )
-    return IssuedLicense(UUID(str(tenant_id)), product_id, policy_id, issued.license.id, issued.key)
+    created = catalogue.create_policy(
+        ledger, ctx, policy_id=uuid4(), product_id=product.id, name="Plan", settings=policy
+    )
+    if policy_entitlements:
+        catalogue.attach_policy_entitlements(ledger, ctx, created.id, policy_entitlements)
+    issued = issue_license(
+        ledger,
+        ctx,
+        license_id=uuid4(),
+        product_id=product.id,
+        policy_id=created.id,
+        pepper=pepper,
+        **license_fields,
+    )
+    return IssuedKey(ctx.tenant_id, issued.license.id, issued.key, created.id)
 
 
-def event_types(ledger: LedgerApplication, tenant_id: UUID | str, stream_id: UUID) -> list[str]:
-    """The stable names of a stream's events, in order."""
-    with ledger.reading(UUID(str(tenant_id))) as curs:
-        rows = curs.execute(
-            "SELECT event_type FROM events WHERE stream_id = %s ORDER BY version", (stream_id,)
-        ).fetchall()
-    return [row["event_type"] for row in rows]
+def activate(
+    ledger: LedgerApplication,
+    issued: IssuedKey,
+    fingerprint: str,
+    *,
+    max_machines: int | None = None,
+    at: datetime | None = None,
+) -> UUID:
+    """Activate a machine on the license (the domain command; no seat policy applied)."""
+    machine_id = uuid4()
+    change(
+        ledger,
+        context(issued.tenant_id, at),
+        License,
+        issued.license_id,
+        lambda lic: lic.activate_machine(
+            machine_id=machine_id,
+            fingerprint=fingerprint,
+            name="Workstation",
+            max_machines=max_machines,
+            at=at or datetime.now(UTC),
+        ),
+    )
+    return machine_id

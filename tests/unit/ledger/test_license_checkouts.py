@@ -18,6 +18,7 @@ from ledger.domain.errors import NotFound
 from ledger.domain.errors import OfflineNotAllowed
 from ledger.domain.errors import ValidationFailed
 from ledger.domain.license import License
+from ledger.domain.license_checkouts import IssuedFile
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 FP = "fp-00000001"
@@ -96,3 +97,63 @@ def test_regenerated_file_updates_the_checkout_key() -> None:
     assert lic.checkouts(T0 + timedelta(days=15)) == []
     with pytest.raises(NotFound):
         lic.record_file_regenerated(checkout_id=uuid4(), kid="k2", at=T0)
+
+
+def issued(at: datetime, days: int = 14, text: str = "cert") -> IssuedFile:
+    return IssuedFile(
+        certificate=text, digest="d" * 64, issued_at=at, expires_at=at + timedelta(days=days)
+    )
+
+
+def test_the_checkout_event_carries_the_issued_file() -> None:
+    lic = new_license()
+    result = checkout(lic, file=issued(T0))
+    assert result.file is not None
+    assert result.file.certificate == "cert"
+    event = vars(lic.collect_events()[-1])
+    assert event["certificate"] == "cert"
+    assert event["digest"] == "d" * 64
+
+
+def test_planning_a_checkout_records_nothing() -> None:
+    lic = new_license()
+    plan = lic.plan_checkout(
+        checkout_id=uuid4(), fingerprint=FP, ttl=None, kid="k1", offline_allowed=True,
+        offline_max_days=14, require_fingerprint=True, expired_blocks=True, at=T0,
+    )  # fmt: skip
+    assert plan.expires_at == T0 + timedelta(days=14)
+    assert lic.collect_events() == []
+    assert lic.checkouts() == []
+
+
+def test_a_regenerated_file_replaces_the_current_one() -> None:
+    lic = new_license()
+    result = checkout(lic, file=issued(T0))
+    later = T0 + timedelta(days=1)
+    new_file = issued(later, 13, "new")
+    lic.record_file_regenerated(checkout_id=result.id, kid="k2", file=new_file, at=later)
+    current = lic.checkout(result.id)
+    assert current.kid == "k2"
+    assert current.file is not None
+    assert current.file.certificate == "new"
+    assert current.file.issued_at == later
+    assert vars(lic.collect_events()[-1])["certificate"] == "new"
+
+
+def test_an_expired_checkout_is_not_regenerated_and_forgets_its_file() -> None:
+    lic = new_license()
+    old = checkout(lic, ttl=3600, file=issued(T0))
+    later = T0 + timedelta(hours=2)
+    with pytest.raises(BusinessRuleViolation) as caught:
+        lic.record_file_regenerated(checkout_id=old.id, kid="k1", file=issued(later), at=later)
+    assert caught.value.details["reason"] == "CHECKOUT_EXPIRED"
+    checkout(lic, at=later, file=issued(later))  # the next event prunes expired files
+    assert lic.checkout(old.id).file is None
+
+
+def test_the_offline_file_key_is_sealed_once() -> None:
+    lic = new_license()
+    lic.seal_file_key(sealed_key="sealed", at=T0)
+    lic.seal_file_key(sealed_key="sealed", at=T0)
+    assert lic.sealed_file_key == "sealed"
+    assert [type(e).__name__ for e in lic.collect_events()] == ["FileKeySealed"]

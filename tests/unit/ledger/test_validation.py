@@ -44,31 +44,35 @@ def machine(fingerprint: str = KNOWN, **changes: object) -> MachineFacts:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+BASE_LICENSE = LicenseFacts(
+    id=UUID(int=1),
+    status=LicenseStatus.ACTIVE,
+    name="Pro seat",
+    expires_at=NOW + timedelta(days=30),
+    uses_count=0,
+    max_machines_override=None,
+    max_uses_override=None,
+    entitlements=("export",),
+)
+BASE_POLICY = PolicyFacts(
+    max_machines=2,
+    max_uses=None,
+    floating=False,
+    expiration_strategy=ExpirationStrategy.RESTRICT_ACCESS,
+    require_heartbeat=False,
+    heartbeat_interval_minutes=60,
+    require_fingerprint=True,
+    overridable=True,
+    entitlements=("pro",),
+)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A license that validates VALID, which each condition below changes in one way."""
 
-    license: LicenseFacts = LicenseFacts(
-        id=UUID(int=1),
-        status=LicenseStatus.ACTIVE,
-        name="Pro seat",
-        expires_at=NOW + timedelta(days=30),
-        uses_count=0,
-        max_machines_override=None,
-        max_uses_override=None,
-        entitlements=("export",),
-    )
-    policy: PolicyFacts = PolicyFacts(
-        max_machines=2,
-        max_uses=None,
-        floating=False,
-        expiration_strategy=ExpirationStrategy.RESTRICT_ACCESS,
-        require_heartbeat=False,
-        heartbeat_interval_minutes=60,
-        require_fingerprint=True,
-        overridable=True,
-        entitlements=("pro",),
-    )
+    license: LicenseFacts = BASE_LICENSE
+    policy: PolicyFacts = BASE_POLICY
     machines: tuple[MachineFacts, ...] = (machine(),)
     fingerprint: str | None = KNOWN
     requested: tuple[str, ...] = ("pro",)

@@ -1,0 +1,212 @@
+"""Commands on offline checkouts: check a license out, and keep issued files current.
+
+A checkout runs the pipeline of ledger.offline (render -> encrypt? -> sign -> armour)
+inside the command's attempt, so the file and the `license.checked_out` event that
+records it come from the same state of license, policy and signing key; on a stream
+conflict the attempt is rerun from fresh state and a new file is made.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from ledger.application import LedgerApplication
+from ledger.commands.base import CommandContext
+from ledger.commands.base import load
+from ledger.commands.base import save
+from ledger.crypto import keyed_hash
+from ledger.domain.environment import Environment
+from ledger.domain.errors import BusinessRuleViolation
+from ledger.domain.errors import NotFound
+from ledger.domain.license import License
+from ledger.domain.license_checkouts import Checkout
+from ledger.domain.license_checkouts import IssuedFile
+from ledger.domain.policy import Policy
+from ledger.offline.certificate import sign_certificate
+from ledger.offline.content import FileContent
+from ledger.offline.content import render_file
+from ledger.offline.encryption import derive_file_key
+from ledger.offline.keys import open_file_key
+from ledger.offline.keys import seal_file_key
+from ledger.offline.keys import signing_seed
+
+LICENSE_KEY_MISMATCH = "LICENSE_KEY_MISMATCH"
+LICENSE_KEY_REQUIRED = "LICENSE_KEY_REQUIRED"
+
+# Runs inside the transaction that records regenerated files (the re-signer's position).
+AlsoInTransaction = Callable[[Cursor[DictRow]], None]
+
+
+@dataclass(frozen=True)
+class CheckedOutFile:
+    license: License
+    checkout: Checkout
+    certificate: str
+    expires_at: datetime  # the file's own expiry (header `expiresAt`)
+
+
+def _policy_of(app: LedgerApplication, license_: License) -> Policy:
+    # A license keeps its policy's stream even if the policy was deleted later.
+    policy: object = app.repository.get(UUID(license_.policy_id))
+    assert isinstance(policy, Policy)
+    return policy
+
+
+def _sign(content: FileContent, *, seed: bytes, file_key: bytes | None) -> tuple[str, IssuedFile]:
+    certificate = sign_certificate(content.header, content.payload, seed=seed, file_key=file_key)
+    return certificate, IssuedFile(
+        certificate=certificate,
+        digest=content.digest,
+        issued_at=content.issued_at,
+        expires_at=content.expires_at,
+    )
+
+
+def _file_key(
+    ctx: CommandContext,
+    license_: License,
+    license_key: str | None,
+    *,
+    master_key: bytes,
+    pepper: bytes,
+) -> bytes:
+    """The key encrypted files of `license_` use: from the license key when given (then
+    kept, sealed, for re-signing), else the one sealed when the license was issued."""
+    if license_key is not None:
+        if not hmac.compare_digest(keyed_hash(pepper, license_key), license_.key_hash):
+            msg = "licenseKey is not the key of this license"
+            raise BusinessRuleViolation(msg, LICENSE_KEY_MISMATCH, {"path": ["licenseKey"]})
+        file_key = derive_file_key(license_key, license_.id)
+        if license_.sealed_file_key is None:
+            sealed = seal_file_key(master_key, ctx.tenant_id, license_.id, file_key)
+            license_.seal_file_key(sealed_key=sealed, at=ctx.at)
+        return file_key
+    if license_.sealed_file_key is None:
+        msg = "this license has no stored offline key: pass licenseKey to encrypt its files"
+        raise BusinessRuleViolation(msg, LICENSE_KEY_REQUIRED, {"path": ["licenseKey"]})
+    return open_file_key(master_key, ctx.tenant_id, license_.id, license_.sealed_file_key)
+
+
+def checkout_license(
+    app: LedgerApplication,
+    ctx: CommandContext,
+    license_id: UUID,
+    *,
+    checkout_id: UUID,
+    fingerprint: str | None,
+    ttl: int | None,
+    encrypt: bool,
+    master_key: bytes,
+    pepper: bytes,
+    license_key: str | None = None,
+) -> CheckedOutFile:
+    """Issue an offline license file (`license.checked_out`), signed with the active key."""
+
+    def attempt() -> CheckedOutFile:
+        license_ = load(app, License, license_id)
+        policy = _policy_of(app, license_)
+        key = load(app, Environment, ctx.tenant_id).active_signing_key
+
+        def under_terms(method: Callable[..., Checkout], **extra: object) -> Checkout:
+            # plan_checkout and record_checkout see exactly the same terms.
+            return method(
+                checkout_id=checkout_id,
+                fingerprint=fingerprint,
+                ttl=ttl,
+                kid=key.kid,
+                offline_allowed=policy.offline_allowed,
+                offline_max_days=policy.offline_max_days,
+                require_fingerprint=policy.require_fingerprint,
+                expired_blocks=policy.expired_blocks,
+                encrypted=encrypt,
+                at=ctx.at,
+                **extra,
+            )
+
+        plan = under_terms(license_.plan_checkout)
+        file_key = (
+            _file_key(ctx, license_, license_key, master_key=master_key, pepper=pepper)
+            if encrypt
+            else None
+        )
+        content = render_file(license_, policy, plan, kid=key.kid, at=ctx.at)
+        seed = signing_seed(master_key, ctx.tenant_id, key)
+        certificate, issued = _sign(content, seed=seed, file_key=file_key)
+        checkout = under_terms(license_.record_checkout, file=issued)
+        save(app, ctx, license_)
+        return CheckedOutFile(license_, checkout, certificate, content.expires_at)
+
+    return app.execute(ctx.tenant_id, attempt)
+
+
+def regenerate_files(
+    app: LedgerApplication,
+    ctx: CommandContext,
+    license_id: UUID,
+    *,
+    master_key: bytes,
+    also: AlsoInTransaction | None = None,
+) -> int:
+    """Re-sign every unexpired checkout whose file no longer says what it should.
+
+    Same checkout expiry, the active key, the license as it is now; each new file is a
+    `license.file_regenerated` event. Converges: a file already current is left alone,
+    so running this twice (two workers, a replayed batch) regenerates nothing twice.
+    `also` runs in the transaction that records the files, when there are any.
+    Returns how many files were regenerated.
+    """
+
+    def attempt() -> int:
+        try:
+            license_ = load(app, License, license_id)
+        except NotFound:
+            return 0  # deleted: its files can no longer be re-issued
+        policy = _policy_of(app, license_)
+        key = load(app, Environment, ctx.tenant_id).active_signing_key
+        seed: bytes | None = None
+        regenerated = 0
+        for checkout in license_.checkouts(ctx.at):
+            content = render_file(license_, policy, checkout, kid=key.kid, at=ctx.at)
+            if checkout.file is not None and checkout.file.digest == content.digest:
+                continue
+            if checkout.encrypted and license_.sealed_file_key is None:
+                continue  # no key to encrypt with; the file cannot be re-issued
+            file_key = (
+                open_file_key(master_key, ctx.tenant_id, license_.id, license_.sealed_file_key)
+                if checkout.encrypted and license_.sealed_file_key is not None
+                else None
+            )
+            seed = seed or signing_seed(master_key, ctx.tenant_id, key)
+            _, issued = _sign(content, seed=seed, file_key=file_key)
+            license_.record_file_regenerated(
+                checkout_id=checkout.id, kid=key.kid, file=issued, at=ctx.at
+            )
+            regenerated += 1
+        if regenerated:
+            _save_with(app, ctx, license_, also)
+        return regenerated
+
+    return app.execute(ctx.tenant_id, attempt)
+
+
+def _save_with(
+    app: LedgerApplication, ctx: CommandContext, license_: License, also: AlsoInTransaction | None
+) -> None:
+    if also is None:
+        save(app, ctx, license_)
+        return
+    projector = app.projector
+
+    def project(curs: Cursor[DictRow]) -> None:
+        if projector is not None:
+            projector.project(curs, ctx.tenant_id, [license_])
+        also(curs)
+
+    app.save(license_, metadata=ctx.metadata(), project=project)

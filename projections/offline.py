@@ -1,0 +1,154 @@
+"""Offline read models: checkouts with their current file, and the signing keys.
+
+Written inline (same transaction as the events). A checkout row exists while its
+checkout is unexpired as of the license's last event, and holds the file that checkout
+currently publishes; the list also filters on the reader's clock. Rows are only written
+for licenses that have checkouts, so the validation hot path (usage events on licenses
+that never went offline) pays nothing here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from ledger.domain.environment import Environment
+from ledger.domain.license import License
+from ledger.domain.license_checkouts import Checkout
+from projections.queries import Page
+from projections.queries import UnknownCursorError
+from projections.wire import iso_ms
+
+
+def checkout_document(license_id: UUID, checkout: Checkout) -> dict[str, Any]:
+    """A checkout and the file it publishes now (`certificate`, `file*` fields)."""
+    file = checkout.file
+    return {
+        "id": str(checkout.id),
+        "licenseId": str(license_id),
+        "fingerprint": checkout.fingerprint,
+        "machineId": None if checkout.machine_id is None else str(checkout.machine_id),
+        "ttl": checkout.ttl,
+        "encrypted": checkout.encrypted,
+        "issuedAt": iso_ms(checkout.issued_at),
+        "expiresAt": iso_ms(checkout.expires_at),
+        "kid": checkout.kid,
+        "certificate": None if file is None else file.certificate,
+        "fileIssuedAt": None if file is None else iso_ms(file.issued_at),
+        "fileExpiresAt": None if file is None else iso_ms(file.expires_at),
+    }
+
+
+def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -> None:
+    everything = license_.checkouts()
+    if not everything:
+        return
+    as_of = license_.modified_on
+    live = [] if license_.deleted else license_.checkouts(as_of)
+    if live:
+        curs.executemany(
+            "INSERT INTO offline_checkouts (tenant_id, id, license_id, issued_at, expires_at, doc)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant_id, id) DO UPDATE SET doc = EXCLUDED.doc"
+            " WHERE offline_checkouts.doc IS DISTINCT FROM EXCLUDED.doc",
+            [
+                (
+                    tenant_id,
+                    c.id,
+                    license_.id,
+                    c.issued_at,
+                    c.expires_at,
+                    Jsonb(checkout_document(license_.id, c)),
+                )
+                for c in live
+            ],
+        )
+    if len(live) < len(everything):
+        curs.execute(
+            "DELETE FROM offline_checkouts WHERE tenant_id = %s AND license_id = %s"
+            " AND NOT (id = ANY(%s))",
+            (tenant_id, license_.id, [c.id for c in live]),
+            prepare=True,
+        )
+
+
+def project_signing_keys(curs: Cursor[DictRow], tenant_id: UUID, env: Environment) -> None:
+    curs.executemany(
+        "INSERT INTO signing_keys (tenant_id, kid, public_key, status, created_at)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (tenant_id, kid) DO UPDATE SET status = EXCLUDED.status"
+        " WHERE signing_keys.status IS DISTINCT FROM EXCLUDED.status",
+        [(tenant_id, k.kid, k.public_key, k.status, k.created_at) for k in env.signing_keys],
+    )
+
+
+# Reads
+
+
+def list_signing_keys(curs: Cursor[DictRow]) -> list[dict[str, Any]]:
+    """Every key of the tenant, oldest first: active and retired (files keep verifying)."""
+    rows = curs.execute(
+        "SELECT kid, public_key, status, created_at FROM signing_keys ORDER BY created_at, kid"
+    ).fetchall()
+    return [
+        {
+            "kid": r["kid"],
+            "publicKey": r["public_key"],
+            "status": r["status"],
+            "createdAt": iso_ms(r["created_at"]),
+        }
+        for r in rows
+    ]
+
+
+def list_checkouts(
+    curs: Cursor[DictRow], license_id: UUID, *, now: datetime, cursor: UUID | None, limit: int
+) -> Page:
+    """Unexpired checkouts of a license with their current files, in issue order."""
+    params: list[Any] = [license_id, now]
+    after = ""
+    if cursor is not None:
+        row = curs.execute(
+            "SELECT issued_at FROM offline_checkouts WHERE license_id = %s AND id = %s",
+            (license_id, cursor),
+        ).fetchone()
+        if row is None:
+            raise UnknownCursorError(str(cursor))
+        after = " AND (issued_at, id) > (%s, %s)"
+        params += [row["issued_at"], cursor]
+    rows = curs.execute(
+        "SELECT doc FROM offline_checkouts WHERE license_id = %s AND expires_at > %s"  # noqa: S608
+        + after
+        + " ORDER BY issued_at, id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    return Page([dict(r["doc"]) for r in rows[:limit]], has_more=len(rows) > limit)
+
+
+def licenses_with_unexpired_checkouts(
+    curs: Cursor[DictRow],
+    *,
+    now: datetime,
+    license_ids: list[UUID] | None = None,
+    policy_ids: list[UUID] | None = None,
+) -> list[UUID]:
+    """The licenses (among `license_ids`, or on `policy_ids`, or all) whose files the
+    re-signer keeps current."""
+    query = (
+        "SELECT DISTINCT c.license_id FROM offline_checkouts c"
+        " JOIN licenses l ON l.tenant_id = c.tenant_id AND l.id = c.license_id"
+        " WHERE c.expires_at > %s"
+    )
+    params: list[Any] = [now]
+    if license_ids is not None:
+        query += " AND c.license_id = ANY(%s)"
+        params.append(license_ids)
+    if policy_ids is not None:
+        query += " AND l.policy_id = ANY(%s)"
+        params.append(policy_ids)
+    return [r["license_id"] for r in curs.execute(query, params).fetchall()]

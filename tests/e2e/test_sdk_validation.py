@@ -1,0 +1,168 @@
+"""The official SDK against a real server: `validate`, with every response verified.
+
+`licentric.Licentric(..., signing_key=…)` checks `X-Signature` on every validation
+response. The one answer it cannot verify is NOT_FOUND for an unknown key: the request
+carries no credential, so no environment (and no signing key) can be named for it, and
+the server leaves it unsigned; the SDK then raises SignatureVerificationError, which is
+failing closed (docs/validation.md). An SDK without a signing key reads it as NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+
+import pytest
+from licentric import Licentric
+from licentric.exceptions import SignatureVerificationError
+
+from api.app import ledger_application
+from api.config import Config
+from ledger.accounts import OpenedEnvironment
+from ledger.accounts import open_account
+from ledger.application import LedgerApplication
+from ledger.domain.codes import EnvironmentName
+from tests.support.licensing import issue
+from tests.support.processes import ServerProcess
+from tests.support.processes import running_server
+from tests.support.processes import server_env
+
+FINGERPRINT = "fp-e2e-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="module")
+def environ(
+    fresh_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    return server_env(
+        DATABASE_URL=fresh_database(),
+        LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        LICENTRIC_RATE_LIMITS="off",
+        LICENTRIC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
+    )
+
+
+@pytest.fixture(scope="module")
+def config(environ: dict[str, str]) -> Config:
+    return Config.from_env(environ)
+
+
+@pytest.fixture(scope="module")
+def ledger(config: Config) -> Iterator[LedgerApplication]:
+    app = ledger_application(config)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def live(ledger: LedgerApplication, config: Config) -> OpenedEnvironment:
+    opened = open_account(
+        ledger,
+        name="sdk-e2e",
+        master_key=config.master_key,
+        pepper=config.pepper,
+        at=datetime.now(UTC),
+    )
+    return opened.environments[EnvironmentName.LIVE]
+
+
+@pytest.fixture(scope="module")
+def server(
+    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    with running_server(environ, log_dir=tmp_path_factory.mktemp("logs"), workers=2) as process:
+        yield process
+
+
+@pytest.fixture
+def sdk(server: ServerProcess, live: OpenedEnvironment) -> Iterator[Callable[..., Licentric]]:
+    """Factory of SDK clients (closed after the test): verifying ones by default."""
+    made: list[Licentric] = []
+
+    def make(*, verify: bool = True) -> Licentric:
+        client = Licentric(
+            live.api_key,
+            base_url=server.base_url,
+            signing_key=live.signing_key if verify else None,
+            verify_signature=verify,
+            cache_ttl=0,  # every call reaches the server
+            max_retries=0,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def test_sdk_validates_through_activation(
+    sdk: Callable[..., Licentric],
+    ledger: LedgerApplication,
+    config: Config,
+    live: OpenedEnvironment,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="licentric")  # its "verification off" warning
+    client = sdk()
+    issued = issue(ledger, config.pepper, live.tenant_id, policy={"max_machines": 2})
+
+    unverified = sdk(verify=False).validate("LIC-AAAA-BBBB-CCCC-DDDD", FINGERPRINT)
+    assert (unverified.valid, unverified.code, unverified.license) == (False, "NOT_FOUND", None)
+    with pytest.raises(SignatureVerificationError):
+        client.validate("LIC-AAAA-BBBB-CCCC-DDDD", FINGERPRINT)
+
+    required = client.validate(issued.key)
+    assert (required.valid, required.code) == (False, "FINGERPRINT_REQUIRED")
+    assert required.license is not None
+    assert required.license.id == str(issued.license_id)
+
+    unknown = client.validate(issued.key, FINGERPRINT)
+    assert (unknown.valid, unknown.code, unknown.machine) == (False, "FINGERPRINT_NOT_FOUND", None)
+
+    machine = client.activate(issued.key, FINGERPRINT, name="e2e box")
+    result = client.validate(issued.key, FINGERPRINT)
+    assert (result.valid, result.code) == (True, "VALID")
+    assert result.machine is not None
+    assert (result.machine.id, result.machine.fingerprint) == (machine.id, FINGERPRINT)
+    assert result.machine.name == "e2e box"
+    assert result.license is not None
+    assert result.license.status == "active"
+
+
+def test_validation_events_reach_the_ledger(
+    sdk: Callable[..., Licentric],
+    ledger: LedgerApplication,
+    config: Config,
+    live: OpenedEnvironment,
+) -> None:
+    issued = issue(ledger, config.pepper, live.tenant_id, policy={"require_fingerprint": False})
+    client = sdk()
+    for _ in range(3):
+        assert client.validate(issued.key).valid
+    _wait_for_events(ledger, live, issued.license_id, 3)
+
+
+def _wait_for_events(
+    ledger: LedgerApplication, env: OpenedEnvironment, license_id: object, count: int
+) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        with ledger.reading(env.tenant_id) as curs:
+            row = curs.execute(
+                "SELECT count(*) AS n FROM events WHERE event_type = 'validation.success'"
+                " AND data->>'license_id' = %s",
+                (str(license_id),),
+            ).fetchone()
+        assert row is not None
+        if row["n"] >= count:
+            assert row["n"] == count
+            return
+        assert time.monotonic() < deadline, f"{row['n']} of {count} events after 10 s"
+        time.sleep(0.05)
