@@ -25,6 +25,9 @@ from api.resources.entitlements import EntitlementCollection
 from api.resources.entitlements import EntitlementItem
 from api.resources.health import HealthResource
 from api.resources.health import ReadyResource
+from api.resources.history import AuditHead
+from api.resources.history import EventFeed
+from api.resources.history import LicenseEvents
 from api.resources.license_actions import ACTIONS as LICENSE_ACTIONS
 from api.resources.license_actions import LicenseActions
 from api.resources.license_actions import LicenseEntitlements
@@ -45,6 +48,7 @@ from api.resources.signing_keys import SigningKeyCollection
 from api.resources.signing_keys import SigningKeyRotation
 from api.resources.validation import LicenseValidate
 from api.resources.validation import ValidateKey
+from api.resources.webhooks import add_webhook_routes
 from api.routing import RouteTable
 from api.services import LazyLedger
 from api.services import Services
@@ -108,6 +112,10 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     routes.add(f"{v1}/machines", MachineCollection(services))
     routes.add(f"{v1}/machines/{{machine_id:uuid}}", machine)
     routes.add(f"{v1}/machines/{{machine_id:uuid}}/heartbeat", machine, suffix="heartbeat")
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/events", LicenseEvents(services))
+    routes.add(f"{v1}/events", EventFeed(services))
+    routes.add(f"{v1}/audit/head", AuditHead(services))
+    add_webhook_routes(routes, services, v1)
     routes.add(f"{v1}/openapi.json", OpenApiResource(routes))
 
 

@@ -22,6 +22,9 @@ import click
 import orjson
 
 from api.accounts import create_account
+from api.cli_audit import audit
+from api.cli_audit import projections
+from api.cli_offline import verify_file
 from api.config import Config
 from api.config import ConfigError
 from api.config import master_key_path
@@ -161,6 +164,11 @@ def account_create(name: str, as_json: bool) -> None:
         click.echo(f"  signing key: {keys['signingKey']}")
         click.echo(f"  public key:  {keys['publicKey']}")
     click.echo("\nThe API keys and signing keys are shown only once; store them now.")
+
+
+cli.add_command(audit)
+cli.add_command(projections)
+cli.add_command(verify_file)
 
 
 def main() -> None:

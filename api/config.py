@@ -54,6 +54,8 @@ class Config:
     workers: int = 2
     threads: int = 4
     log_level: str = "info"
+    # How long validation events wait in memory before their batch is appended.
+    validation_flush_ms: int = 200
 
     @property
     def embedded(self) -> bool:
@@ -99,6 +101,9 @@ class Config:
             "workers": env.integer("LICENTRIC_WORKERS", default_workers(), low=1, high=256),
             "threads": env.integer("LICENTRIC_THREADS", 4, low=1, high=256),
             "log_level": env.choice("LICENTRIC_LOG_LEVEL", "info", _LOG_LEVELS),
+            "validation_flush_ms": env.integer(
+                "LICENTRIC_VALIDATION_FLUSH_MS", 200, low=10, high=600_000
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "master_key" not in values:

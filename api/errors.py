@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon
 import psycopg
+from eventsourcing import persistence
 
 from api.request_id import request_id_of
 from ledger.domain.errors import DomainError
@@ -101,7 +102,12 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
     app.add_error_handler(ApiError, _handle_api_error)
     # Database down or pool exhausted: fail fast with a retryable 503 (the SDK retries).
+    # The event-sourcing library re-raises driver errors as its own classes, and a
+    # connection that died under a request surfaces as an InterfaceError.
     app.add_error_handler(psycopg.OperationalError, _handle_database_unavailable)
+    app.add_error_handler(psycopg.InterfaceError, _handle_database_unavailable)
+    app.add_error_handler(persistence.OperationalError, _handle_database_unavailable)
+    app.add_error_handler(persistence.InterfaceError, _handle_database_unavailable)
     app.add_error_handler(DomainError, handle_domain_error)
 
 

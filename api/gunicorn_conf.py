@@ -14,9 +14,12 @@ from typing import Any
 
 from api.config import Config
 from api.logging import gunicorn_logconfig
+from api.transport_errors import install as install_json_transport_errors
 from ledger.store.dsn import redact_url
 
 _config = Config.from_env(os.environ)
+# Requests gunicorn itself refuses (request line > 4094 bytes, …) answer JSON, not HTML.
+install_json_transport_errors()
 
 bind = [f"{_config.host}:{_config.port}"]
 # gthread: 2 workers x 4 threads was the fastest shape measured on 2 cores (NOTES.md).

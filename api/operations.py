@@ -34,6 +34,7 @@ Schema = Mapping[str, Any]
 Responder = TypeVar("Responder", bound=Callable[..., None])
 
 _formats = FormatChecker(formats=())
+_MAX_MESSAGE = 200
 
 
 @_formats.checks("date-time", raises=ValueError)  # type: ignore[untyped-decorator]
@@ -73,7 +74,12 @@ def _issues(error: ValidationError) -> list[Issue]:
     if error.validator == "required":
         missing = [r for r in error.validator_value if r not in error.instance]
         return [Issue(path=[*path, key], message="is required") for key in missing]
-    return [Issue(path=path, message=error.message)]
+    return [Issue(path=path, message=_bounded(error.message))]
+
+
+def _bounded(message: str) -> str:
+    # jsonschema quotes the offending value: a 1 MiB string must not come back twice.
+    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
 def check_body(schema: Schema, body: object) -> None:
@@ -85,6 +91,14 @@ def check_body(schema: Schema, body: object) -> None:
         issues.extend(i for i in _issues(error) if i not in issues)
     if issues:
         raise ValidationFailed(issues)
+
+
+def check_query(req: falcon.Request) -> None:
+    """PostgreSQL text refuses NUL: a query value carrying one is a 400, not a 500."""
+    for name, value in req.params.items():
+        values = value if isinstance(value, list) else [value]
+        if any("\x00" in v for v in values):
+            raise ValidationFailed.single([name], "must not contain NUL (\\u0000) characters")
 
 
 def operation(
@@ -112,6 +126,7 @@ def operation(
     def decorate(responder: Responder) -> Responder:
         @functools.wraps(responder)
         def wrapped(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            check_query(req)
             if scope is not None and not principal_of(req).allows(scope):
                 raise ApiError(
                     ErrorCode.FORBIDDEN,

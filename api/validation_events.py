@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 import weakref
 from collections import defaultdict
 from collections import deque
@@ -99,15 +98,20 @@ class ValidationEventBatcher:
             if len(self._queue) >= self._max_batch:
                 self._wake.notify()
 
-    def flush(self) -> None:
-        """Append everything queued now (the thread does this; tests and close() too)."""
+    def flush(self) -> bool:
+        """Append everything queued now (the thread does this; close() too).
+
+        False when an append failed: its items are queued again for a later flush.
+        """
         with self._flushing:
             while True:
                 with self._wake:
                     size = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft() for _ in range(size)]
-                if not batch or not self._append(batch):
-                    return  # empty, or the database refused: the thread retries later
+                if not batch:
+                    return True
+                if not self._append(batch):
+                    return False
 
     def close(self) -> None:
         """Stop the thread and flush what is queued (idempotent)."""
@@ -133,17 +137,20 @@ class ValidationEventBatcher:
         atexit.register(self.close)
 
     def _run(self) -> None:
+        failed = False
         while True:
             with self._wake:
-                if not self._closed and len(self._queue) < self._max_batch:
+                # After a failure, wait a full interval even if the queue is long: the
+                # database needs time, and a closed() call still wakes us at once.
+                if not self._closed and (failed or len(self._queue) < self._max_batch):
                     self._wake.wait(self._interval)
                 if self._closed:
                     return
             try:
-                self.flush()
-            except Exception:  # the thread must survive anything; _append logs
+                failed = not self.flush()
+            except Exception:  # the thread must survive anything
                 _log.exception("validation events: flush failed")
-                time.sleep(self._interval)
+                failed = True
 
     def _append(self, batch: list[tuple[ValidationOutcome, int]]) -> bool:
         """One append per tenant; False when one failed (its items are queued again)."""

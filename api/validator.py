@@ -18,6 +18,7 @@ When the caller names its environment with an optional Bearer API key, NOT_FOUND
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from uuid import UUID
 
 import orjson
 
+from api.metrics import VALIDATIONS
 from api.response_signing import ResponseSecrets
 from api.response_signing import signature_headers
 from api.services import Services
@@ -80,7 +82,9 @@ class SignedAnswer:
 class Validator:
     def __init__(self, services: Services, events: ValidationEventBatcher | None = None) -> None:
         self._services = services
-        self.events = events or ValidationEventBatcher(lambda: services.ledger)
+        self.events = events or ValidationEventBatcher(
+            lambda: services.ledger, interval=services.config.validation_flush_ms / 1000
+        )
         self._secrets = ResponseSecrets(services.master_key, self._secret_from_stream)
 
     # Entry points
@@ -102,7 +106,8 @@ class Validator:
 
         facts = read()
         if facts is None:
-            return self._not_found(request, now, caller_tenant)
+            secret = None if caller_tenant is None else self._tenant_secret(caller_tenant)
+            return self._not_found(request, now, secret)
         actor = Actor("license", str(facts.license.id))
         return self._validate(facts, read, request, now, actor)
 
@@ -126,7 +131,7 @@ class Validator:
     def _validate(
         self,
         facts: ValidationFacts,
-        read: Any,
+        read: Callable[[], ValidationFacts | None],
         request: ValidationRequest,
         now: datetime,
         actor: Actor,
@@ -153,16 +158,15 @@ class Validator:
                 if attempt == _DECIDE_ATTEMPTS - 1:
                     raise
                 fresh = read()
-                if fresh is None:
-                    return self._not_found(request, now, None)
+                if fresh is None:  # deleted meanwhile: still this environment's answer
+                    return self._not_found(request, now, self._secret_of(facts))
                 facts = fresh
                 continue
             license_ = dataclasses.replace(facts.license, uses_count=used.uses_count)
             facts = dataclasses.replace(facts, license=license_)
             break
         self._record(facts, decision, request, now)
-        secret = self._secrets.secret(facts.tenant_id, facts.encrypted_response_secret)
-        return self._answer(_result(decision, facts.license), request, now, secret)
+        return self._answer(_result(decision, facts.license), request, now, self._secret_of(facts))
 
     @staticmethod
     def _decide(facts: ValidationFacts, request: ValidationRequest, now: datetime) -> Decision:
@@ -198,7 +202,7 @@ class Validator:
         )
 
     def _not_found(
-        self, request: ValidationRequest, now: datetime, caller_tenant: UUID | None
+        self, request: ValidationRequest, now: datetime, secret: bytes | None
     ) -> SignedAnswer:
         data = {
             "valid": False,
@@ -207,7 +211,6 @@ class Validator:
             "machine": None,
             "entitlements": [],
         }
-        secret = None if caller_tenant is None else self._tenant_secret(caller_tenant)
         return self._answer(data, request, now, secret)
 
     # Serialization and signing
@@ -216,6 +219,7 @@ class Validator:
     def _answer(
         data: dict[str, Any], request: ValidationRequest, now: datetime, secret: bytes | None
     ) -> SignedAnswer:
+        VALIDATIONS.labels(str(data["code"])).inc()
         metadata: dict[str, Any] = {"ts": iso_ms(now)}
         if request.nonce is not None:
             metadata["nonce"] = request.nonce
@@ -226,6 +230,9 @@ class Validator:
         body = orjson.dumps({"data": {**data, "metadata": metadata}})
         headers = {} if secret is None else signature_headers(secret, int(now.timestamp()), body)
         return SignedAnswer(body, headers)
+
+    def _secret_of(self, facts: ValidationFacts) -> bytes:
+        return self._secrets.secret(facts.tenant_id, facts.encrypted_response_secret)
 
     def _tenant_secret(self, tenant_id: UUID) -> bytes:
         with self._services.ledger.reading(tenant_id) as curs:

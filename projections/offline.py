@@ -2,9 +2,9 @@
 
 Written inline (same transaction as the events). A checkout row exists while its
 checkout is unexpired as of the license's last event, and holds the file that checkout
-currently publishes; the list also filters on the reader's clock. Rows are only written
-for licenses that have checkouts, so the validation hot path (usage events on licenses
-that never went offline) pays nothing here.
+currently publishes; the list also filters on the reader's clock. Licenses that never
+went offline cost nothing here; others cost one indexed read of their rows' digests,
+plus a write of the rows whose file changed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,14 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from ledger.domain.environment import Environment
+from ledger.domain.environment import SigningKey
 from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
+from ledger.domain.policy import Policy
+from projections.catalogue import policy_document
+from projections.licenses import license_document
+from projections.licenses import license_view
+from projections.licenses import machine_document
 from projections.queries import Page
 from projections.queries import UnknownCursorError
 from projections.wire import iso_ms
@@ -45,17 +51,28 @@ def checkout_document(license_id: UUID, checkout: Checkout) -> dict[str, Any]:
 
 
 def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -> None:
-    everything = license_.checkouts()
-    if not everything:
+    if not license_.checkout_count:
         return
-    as_of = license_.modified_on
-    live = [] if license_.deleted else license_.checkouts(as_of)
-    if live:
+    live = [] if license_.deleted else license_.checkouts(license_.modified_on)
+    stored = {
+        row["id"]: row["file_digest"]
+        for row in curs.execute(
+            "SELECT id, file_digest FROM offline_checkouts"
+            " WHERE tenant_id = %s AND license_id = %s",
+            (tenant_id, license_.id),
+            prepare=True,
+        ).fetchall()
+    }
+    # A file is never re-issued with the same content (ledger.commands.checkouts), so an
+    # unchanged digest is an unchanged row.
+    changed = [c for c in live if c.id not in stored or stored[c.id] != _digest(c)]
+    if changed:
         curs.executemany(
-            "INSERT INTO offline_checkouts (tenant_id, id, license_id, issued_at, expires_at, doc)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (tenant_id, id) DO UPDATE SET doc = EXCLUDED.doc"
-            " WHERE offline_checkouts.doc IS DISTINCT FROM EXCLUDED.doc",
+            "INSERT INTO offline_checkouts"
+            " (tenant_id, id, license_id, issued_at, expires_at, file_digest, doc)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (tenant_id, id) DO UPDATE"
+            " SET file_digest = EXCLUDED.file_digest, doc = EXCLUDED.doc",
             [
                 (
                     tenant_id,
@@ -63,31 +80,61 @@ def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: 
                     license_.id,
                     c.issued_at,
                     c.expires_at,
+                    _digest(c),
                     Jsonb(checkout_document(license_.id, c)),
                 )
-                for c in live
+                for c in changed
             ],
         )
-    if len(live) < len(everything):
+    gone = set(stored) - {c.id for c in live}
+    if gone:
         curs.execute(
-            "DELETE FROM offline_checkouts WHERE tenant_id = %s AND license_id = %s"
-            " AND NOT (id = ANY(%s))",
-            (tenant_id, license_.id, [c.id for c in live]),
-            prepare=True,
+            "DELETE FROM offline_checkouts WHERE tenant_id = %s AND id = ANY(%s)",
+            (tenant_id, sorted(gone)),
         )
+
+
+def _digest(checkout: Checkout) -> str | None:
+    return None if checkout.file is None else checkout.file.digest
 
 
 def project_signing_keys(curs: Cursor[DictRow], tenant_id: UUID, env: Environment) -> None:
     curs.executemany(
-        "INSERT INTO signing_keys (tenant_id, kid, public_key, status, created_at)"
-        " VALUES (%s, %s, %s, %s, %s)"
+        "INSERT INTO signing_keys"
+        " (tenant_id, kid, public_key, status, created_at, encrypted_seed)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, kid) DO UPDATE SET status = EXCLUDED.status"
         " WHERE signing_keys.status IS DISTINCT FROM EXCLUDED.status",
-        [(tenant_id, k.kid, k.public_key, k.status, k.created_at) for k in env.signing_keys],
+        [
+            (tenant_id, k.kid, k.public_key, k.status, k.created_at, k.encrypted_seed)
+            for k in env.signing_keys
+        ],
     )
 
 
 # Reads
+
+
+def active_signing_key(curs: Cursor[DictRow]) -> SigningKey | None:
+    """The key new files are signed with (its seed still sealed), as committed last."""
+    row = curs.execute(
+        "SELECT kid, public_key, encrypted_seed, status, created_at FROM signing_keys"
+        " WHERE status = 'active'",
+        prepare=True,
+    ).fetchone()
+    return None if row is None else SigningKey(**row)
+
+
+def checked_out_license_view(license_: License, policy: Policy, now: datetime) -> dict[str, Any]:
+    """`GET /licenses/{id}` of a license just saved, from the aggregates in hand (the
+    same document functions the read models store) instead of reading it back."""
+    machines = sorted(license_.active_machines, key=lambda m: (m.created_at, str(m.id)))
+    return license_view(
+        license_document(license_),
+        policy_document(policy),
+        [machine_document(m) for m in machines],
+        now,
+    )
 
 
 def list_signing_keys(curs: Cursor[DictRow]) -> list[dict[str, Any]]:

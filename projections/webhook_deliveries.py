@@ -127,8 +127,15 @@ def record_attempt(curs: Cursor[DictRow], claimed: Claimed, result: AttemptResul
     curs.execute(
         "UPDATE webhook_attempts SET finished_at = now(), http_status = %s, latency_ms = %s,"
         " response = %s, error = %s WHERE tenant_id = %s AND delivery_id = %s AND number = %s",
-        (result.http_status, result.latency_ms, result.response, result.error,
-         claimed.tenant_id, claimed.id, claimed.attempt),  # fmt: skip
+        (
+            result.http_status,
+            result.latency_ms,
+            result.response,
+            result.error,
+            claimed.tenant_id,
+            claimed.id,
+            claimed.attempt,
+        ),
     )
     updated = curs.execute(
         "UPDATE webhook_deliveries SET state = %(state)s,"
@@ -274,8 +281,17 @@ def enqueue_test(
         "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, seq, order_key,"
         " message_id, event_type, event_at, body, state, next_attempt_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', now())",
-        (tenant_id, delivery_id, endpoint_id, head.next_seq, endpoint_id, message,
-         str(WebhookEventType.WEBHOOK_TEST), at, body),  # fmt: skip
+        (
+            tenant_id,
+            delivery_id,
+            endpoint_id,
+            head.next_seq,
+            endpoint_id,
+            message,
+            str(WebhookEventType.WEBHOOK_TEST),
+            at,
+            body,
+        ),
     )
     advance_head(curs, tenant_id, OutboxHead(head.position, head.next_seq + 1))
     found = get_delivery(curs, endpoint_id, delivery_id)

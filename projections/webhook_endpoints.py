@@ -68,7 +68,8 @@ def list_webhooks(curs: Cursor[DictRow], *, cursor: UUID | None, limit: int) -> 
     params: list[Any] = []
     after = ""
     if cursor is not None:
-        if curs.execute("SELECT 1 FROM webhook_endpoints WHERE id = %s", (cursor,)).fetchone() is None:
+        known = curs.execute("SELECT 1 FROM webhook_endpoints WHERE id = %s", (cursor,))
+        if known.fetchone() is None:
             raise UnknownCursorError(str(cursor))
         after = (
             " AND (created_at, id) > (SELECT c.created_at, c.id FROM webhook_endpoints c"

@@ -11,13 +11,14 @@ was, not the resource's latest state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.domain import project_aggregate
+from eventsourcing.application import project_aggregate
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
@@ -75,12 +76,10 @@ WEBHOOK_TYPES: dict[str, W] = {
     "entitlement.updated": W.ENTITLEMENT_UPDATED,
     "entitlement.deleted": W.ENTITLEMENT_DELETED,
 }
-# Streams whose aggregate state is rendered as `data`.
-_AGGREGATES: dict[str, type[Any]] = {
-    "license": License,
-    "product": Product,
-    "policy": Policy,
-    "entitlement": Entitlement,
+_CATALOGUE_DOCUMENTS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    Product: product_document,
+    Policy: policy_document,
+    Entitlement: entitlement_document,
 }
 
 
@@ -138,7 +137,7 @@ class StateAfterEvents:
         aggregate = self._cache.get(event.stream_id)
         with tenant_scope(self._tenant):
             if aggregate is not None and aggregate.version == event.version - 1:
-                stored = stored_event_from_row(vars_of(event))  # type: ignore[arg-type]
+                stored = stored_event_from_row(vars_of(event))
                 domain_event = self._app.mapper.to_domain_event(stored)
                 aggregate = project_aggregate(aggregate, [domain_event])
             else:
@@ -193,13 +192,8 @@ class MessageRenderer:
                 machine = next(m for m in aggregate.machines if m.id == machine_id)
                 return machine_document(machine)
             return self._license_data(aggregate, event)
-        if isinstance(aggregate, Product):
-            return product_document(aggregate)
-        if isinstance(aggregate, Policy):
-            return policy_document(aggregate)
-        if isinstance(aggregate, Entitlement):
-            return entitlement_document(aggregate)
-        return {"id": str(event.stream_id)}  # pragma: no cover - every mapped stream is above
+        render = _CATALOGUE_DOCUMENTS.get(type(aggregate))
+        return {"id": str(event.stream_id)} if render is None else render(aggregate)
 
     def _license_data(self, license_: License, event: LoggedEvent) -> dict[str, Any]:
         policy = self._policy(license_.policy_id)

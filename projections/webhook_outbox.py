@@ -142,9 +142,21 @@ class WebhookOutbox:
                 for target in subscribers:
                     state = "pending" if target.enabled else "skipped"
                     rows.append(
-                        (tenant_id, uuid4(), target.id, next_seq, message.order_key, message.id,
-                         str(kind), event.position, event.occurred_at, message.license_id,
-                         message.body, state, target.enabled)  # fmt: skip
+                        (
+                            tenant_id,
+                            uuid4(),
+                            target.id,
+                            next_seq,
+                            message.order_key,
+                            message.id,
+                            str(kind),
+                            event.position,
+                            event.occurred_at,
+                            message.license_id,
+                            message.body,
+                            state,
+                            target.enabled,
+                        )
                     )
                     next_seq += 1
             if rows:

@@ -23,6 +23,7 @@ from workers.resigner import resigner_loops
 from workers.runner import Loop
 from workers.runner import Runner
 from workers.timers import timer_loops
+from workers.webhooks import webhook_loops
 
 _log = logging.getLogger("licentric.worker")
 
@@ -42,6 +43,7 @@ def build_loops(database_url: str) -> list[Loop]:
         _log.error("offline files will not be re-signed: %s", e)
     else:
         loops += resigner_loops(ledger, master_key=master_key, clock=utc_now)
+        loops += webhook_loops(database_url, master_key=master_key, environ=os.environ)
     return loops
 
 

@@ -34,6 +34,12 @@ class Runner:
         self._poll_interval = poll_interval
         self._stopping = threading.Event()
         self._wakeup = threading.Event()
+        # Loops with work finishing in the background (webhook sends) cut the idle
+        # sleep short through this hook when a slot frees.
+        for loop in self._loops:
+            bind = getattr(loop, "bind_wake", None)
+            if callable(bind):
+                bind(self.wake)
 
     @property
     def stopping(self) -> bool:
@@ -69,11 +75,24 @@ class Runner:
         return handled
 
     def run(self, *, once: bool = False) -> None:
-        if once:
-            self.run_pass()
-            return
-        while not self.stopping:
-            if self.run_pass() == 0:
-                # Busy loops go straight on; idle ones wait for a wake-up or the poll.
-                self._wakeup.wait(self._poll_interval)
-                self._wakeup.clear()
+        try:
+            if once:
+                self.run_pass()
+                return
+            while not self.stopping:
+                if self.run_pass() == 0:
+                    # Busy loops go straight on; idle ones wait for a wake-up or the poll.
+                    self._wakeup.wait(self._poll_interval)
+                    self._wakeup.clear()
+        finally:
+            self._close_loops()
+
+    def _close_loops(self) -> None:
+        """Let loops with background work finish what they hold (e.g. sends in flight)."""
+        for loop in self._loops:
+            close = getattr(loop, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    _log.exception("loop failed to close", extra={"loop": loop.name})

@@ -23,6 +23,9 @@ from api.requests import given_fields
 from api.requests import list_params
 from api.requests import query_uuid
 from api.requests import timestamp
+from api.resources.as_of import AS_OF_QUERY
+from api.resources.as_of import as_of_param
+from api.resources.as_of import license_as_of_view
 from api.resources.reads import found
 from api.resources.reads import reading
 from api.resources.reads import respond_one
@@ -169,9 +172,14 @@ class LicenseItem:
     @operation(
         summary="Get a license, with its policy and active machines",
         scope=Scope.LICENSES_READ,
+        query=AS_OF_QUERY,
         responses={200: one(schemas.LICENSE)},
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
+        as_of = as_of_param(req, self._services)
+        if as_of is not None:
+            respond_one(resp, license_as_of_view(self._services, req, license_id, as_of))
+            return
         respond_one(resp, read_license(self._services, req, license_id))
 
     @operation(

@@ -30,6 +30,8 @@ from ledger.domain.codes import Scope
 from ledger.offline.certificate import FILE_NAME
 from ledger.offline.certificate import MEDIA_TYPE
 from ledger.offline.content import iso_ms
+from projections.offline import active_signing_key
+from projections.offline import checked_out_license_view
 from projections.offline import list_checkouts
 from projections.queries import get_license
 
@@ -43,6 +45,8 @@ _REFUSALS = (
 
 def _check_out(services: Services, req: falcon.Request, license_id: UUID) -> CheckedOutFile:
     body = req.context.body
+    with reading(services, req) as curs:
+        signing_key = active_signing_key(curs)
     return checkout_license(
         services.ledger,
         command_context(req, services),
@@ -54,6 +58,7 @@ def _check_out(services: Services, req: falcon.Request, license_id: UUID) -> Che
         license_key=body.get("licenseKey"),
         master_key=services.master_key,
         pepper=services.pepper,
+        signing_key=signing_key,
     )
 
 
@@ -71,11 +76,10 @@ class LicenseCheckout:
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
         issued = _check_out(self._services, req, license_id)
-        with reading(self._services, req) as curs:
-            license_ = found(get_license(curs, license_id, self._services.clock()), "license")
+        now = self._services.clock()
         document: dict[str, Any] = {
             "certificate": issued.certificate,
-            "license": license_,
+            "license": checked_out_license_view(issued.license, issued.policy, now),
             "fingerprint": issued.checkout.fingerprint,
             "ttl": issued.checkout.ttl,
             "expiresAt": iso_ms(issued.expires_at),

@@ -34,8 +34,10 @@ from ledger.store.log import LoggedEvent
 
 # What the digest covers (ChainedEvent.canonical_bytes), and what a line adds.
 CANONICAL_KEYS = frozenset(
-    {"tenant", "stream", "streamType", "version", "id", "type", "schemaVersion", "data",
-     "metadata", "occurredAt", "recordedAt"}  # fmt: skip
+    (
+        *("tenant", "stream", "streamType", "version", "id", "type", "schemaVersion"),
+        *("data", "metadata", "occurredAt", "recordedAt"),
+    )
 )
 EVENT_KEYS = CANONICAL_KEYS | {"position", "hash"}
 HEAD_KEYS = frozenset({"environmentId", "position", "hash", "signedAt", "kid", "signature"})
@@ -120,9 +122,7 @@ def verify_export(
     return VerifiedExport(count, head)
 
 
-def _check_event(
-    number: int, raw: bytes, previous: bytes, tenant: str | None
-) -> tuple[bytes, str]:
+def _check_event(number: int, raw: bytes, previous: bytes, tenant: str | None) -> tuple[bytes, str]:
     event = _parse(raw, number)
     if set(event) != EVENT_KEYS:
         raise ExportInvalidError(number, "not an event line (unexpected or missing fields)")

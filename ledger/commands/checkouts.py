@@ -23,6 +23,7 @@ from ledger.commands.base import load
 from ledger.commands.base import save
 from ledger.crypto import keyed_hash
 from ledger.domain.environment import Environment
+from ledger.domain.environment import SigningKey
 from ledger.domain.errors import BusinessRuleViolation
 from ledger.domain.errors import NotFound
 from ledger.domain.license import License
@@ -47,6 +48,7 @@ AlsoInTransaction = Callable[[Cursor[DictRow]], None]
 @dataclass(frozen=True)
 class CheckedOutFile:
     license: License
+    policy: Policy
     checkout: Checkout
     certificate: str
     expires_at: datetime  # the file's own expiry (header `expiresAt`)
@@ -106,13 +108,18 @@ def checkout_license(
     master_key: bytes,
     pepper: bytes,
     license_key: str | None = None,
+    signing_key: SigningKey | None = None,
 ) -> CheckedOutFile:
-    """Issue an offline license file (`license.checked_out`), signed with the active key."""
+    """Issue an offline license file (`license.checked_out`), signed with the active key.
+
+    `signing_key`: the environment's active key as the caller read it (the signing-keys
+    read model, one query); without it the environment is loaded from its stream.
+    """
 
     def attempt() -> CheckedOutFile:
         license_ = load(app, License, license_id)
         policy = _policy_of(app, license_)
-        key = load(app, Environment, ctx.tenant_id).active_signing_key
+        key = signing_key or load(app, Environment, ctx.tenant_id).active_signing_key
 
         def under_terms(method: Callable[..., Checkout], **extra: object) -> Checkout:
             # plan_checkout and record_checkout see exactly the same terms.
@@ -141,7 +148,7 @@ def checkout_license(
         certificate, issued = _sign(content, seed=seed, file_key=file_key)
         checkout = under_terms(license_.record_checkout, file=issued)
         save(app, ctx, license_)
-        return CheckedOutFile(license_, checkout, certificate, content.expires_at)
+        return CheckedOutFile(license_, policy, checkout, certificate, content.expires_at)
 
     return app.execute(ctx.tenant_id, attempt)
 

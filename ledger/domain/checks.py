@@ -83,11 +83,36 @@ def check_choice(issues: Issues, field: str, value: object, choices: Sequence[st
         issues.add([field], f"must be one of {', '.join(choices)}")
 
 
-def _is_json_native(value: object) -> bool:
-    if value is None or isinstance(value, str | bool | int):
+# Numbers must read back from PostgreSQL `jsonb` exactly as they were hashed into the
+# ledger's chain (and stay serialisable by orjson). jsonb prints 1e16 and larger floats
+# as integer digits (1e100 comes back as a 101-digit int), and -0.0 as 0.0; integers
+# beyond 64 bits cannot be serialised. Everything inside these bounds round-trips.
+_FLOAT_LIMIT = 1e16
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+NUMBER_RULE = (
+    "numbers must be 64-bit integers or decimals of magnitude below 1e16 (not -0.0);"
+    " send other values as strings"
+)
+
+
+def _is_storable_number(value: int | float) -> bool:
+    if isinstance(value, bool):
         return True
-    if isinstance(value, float):
-        return math.isfinite(value)
+    if isinstance(value, int):
+        return _INT_MIN <= value <= _INT_MAX
+    return (
+        math.isfinite(value)
+        and abs(value) < _FLOAT_LIMIT
+        and not (value == 0 and math.copysign(1.0, value) < 0)
+    )
+
+
+def _is_json_native(value: object) -> bool:
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int | float):
+        return _is_storable_number(value)
     if isinstance(value, list):
         return all(_is_json_native(v) for v in value)
     if isinstance(value, dict):
@@ -101,7 +126,7 @@ def check_metadata(issues: Issues, value: object, field: str = "metadata") -> No
         issues.add([field], "must be an object")
         return
     if not _is_json_native(value):
-        issues.add([field], "must contain only JSON values")
+        issues.add([field], f"must contain only JSON values; {NUMBER_RULE}")
         return
     if len(value) > METADATA_MAX_KEYS:
         issues.add([field], f"must have at most {METADATA_MAX_KEYS} keys")

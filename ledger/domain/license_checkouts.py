@@ -72,21 +72,33 @@ def _check_file(certificate: object, digest: object) -> None:
 
 class LicenseCheckouts(LicenseMachines):
     def _start_checkouts(self) -> None:
-        self._checkouts: list[dict[str, Any]] = []
+        # By checkout id, in issue order.
+        self._checkouts: dict[str, dict[str, Any]] = {}
+        # Ids of the checkouts that still hold a file (unexpired as of the last event):
+        # pruning walks these, not the license's whole checkout history.
+        self._holding_files: list[str] = []
         # The license's offline file key, sealed under the master key (ledger.offline.keys).
         self.sealed_file_key: str | None = None
 
     def checkouts(self, now: datetime | None = None) -> list[Checkout]:
         """All checkouts, or only those still unexpired at `now`."""
-        views = [_view(c) for c in self._checkouts]
-        return views if now is None else [c for c in views if c.expires_at > require_utc(now)]
+        if now is None:
+            return [_view(c) for c in self._checkouts.values()]
+        # Stored times are fixed-width UTC ISO strings: they compare as the times do.
+        moment = to_iso(now)
+        return [_view(c) for c in self._checkouts.values() if c["expires_at"] > moment]
+
+    @property
+    def checkout_count(self) -> int:
+        """How many checkouts the license has ever had."""
+        return len(self._checkouts)
 
     def checkout(self, checkout_id: UUID) -> Checkout:
-        for record in self._checkouts:
-            if record["checkout_id"] == str(checkout_id):
-                return _view(record)
-        msg = f"checkout {checkout_id} not found"
-        raise NotFound(msg)
+        record = self._checkouts.get(str(checkout_id))
+        if record is None:
+            msg = f"checkout {checkout_id} not found"
+            raise NotFound(msg)
+        return _view(record)
 
     # Offline checkouts
 
@@ -206,19 +218,20 @@ class LicenseCheckouts(LicenseMachines):
         file_expires_at: str | None = None,
     ) -> None:
         self._forget_expired_files(timestamp)
-        self._checkouts.append(
-            {
-                "checkout_id": checkout_id,
-                "fingerprint": fingerprint,
-                "machine_id": machine_id,
-                "ttl": ttl,
-                "kid": kid,
-                "issued_at": to_iso(timestamp),
-                "expires_at": expires_at,
-                "encrypted": encrypted,
-                "file": _file_record(certificate, digest, to_iso(timestamp), file_expires_at),
-            }
-        )
+        file = _file_record(certificate, digest, to_iso(timestamp), file_expires_at)
+        self._checkouts[checkout_id] = {
+            "checkout_id": checkout_id,
+            "fingerprint": fingerprint,
+            "machine_id": machine_id,
+            "ttl": ttl,
+            "kid": kid,
+            "issued_at": to_iso(timestamp),
+            "expires_at": expires_at,
+            "encrypted": encrypted,
+            "file": file,
+        }
+        if file is not None:
+            self._holding_files.append(checkout_id)
 
     def record_file_regenerated(
         self,
@@ -259,12 +272,11 @@ class LicenseCheckouts(LicenseMachines):
         file_expires_at: str | None = None,
     ) -> None:
         self._forget_expired_files(timestamp)
-        for checkout in self._checkouts:
-            if checkout["checkout_id"] == checkout_id:
-                checkout["kid"] = kid
-                checkout["file"] = _file_record(
-                    certificate, digest, to_iso(timestamp), file_expires_at
-                )
+        checkout = self._checkouts[checkout_id]
+        checkout["kid"] = kid
+        checkout["file"] = _file_record(certificate, digest, to_iso(timestamp), file_expires_at)
+        if checkout["file"] is not None and checkout_id not in self._holding_files:
+            self._holding_files.append(checkout_id)
 
     def seal_file_key(self, *, sealed_key: str, at: datetime) -> None:
         """Keep the license's offline file key (sealed under the master key) so that
@@ -282,9 +294,15 @@ class LicenseCheckouts(LicenseMachines):
 
     def _forget_expired_files(self, now: datetime) -> None:
         # By the event's own time, so replaying the events gives the same state.
-        for checkout in self._checkouts:
-            if checkout.get("file") is not None and from_iso(checkout["expires_at"]) <= now:
+        moment = to_iso(now)
+        kept = []
+        for checkout_id in self._holding_files:
+            checkout = self._checkouts[checkout_id]
+            if checkout["expires_at"] > moment:
+                kept.append(checkout_id)
+            else:
                 checkout["file"] = None
+        self._holding_files = kept
 
 
 def _file_record(

@@ -161,7 +161,7 @@ def check_seat(
     current = sum(
         1 for m in active if not (floating and m["heartbeat_status"] == HeartbeatStatus.DEAD)
     )
-    if current > max_machines:
+    if current >= max_machines:
         if floating:
             raise FloatingLimitExceeded(max_machines, current)
         raise MachineLimitExceeded(max_machines, current)

@@ -22,6 +22,9 @@ CREATE TABLE offline_checkouts (
     issued_at  timestamptz NOT NULL,
     -- The checkout's end (issue time + ttl): until then the re-signer keeps its file current.
     expires_at timestamptz NOT NULL,
+    -- What the current file says (ledger.offline.content): a save rewrites only the rows
+    -- whose file changed, not every unexpired checkout of the license.
+    file_digest text,
     doc        jsonb       NOT NULL,
     PRIMARY KEY (tenant_id, id)
 );
@@ -33,6 +36,10 @@ CREATE TABLE signing_keys (
     kid        text        NOT NULL,
     public_key text        NOT NULL,
     status     text        NOT NULL CHECK (status IN ('active', 'retired')),
+    -- AES-GCM under the master key (context "<tenant>:signing-seed:<kid>"), as in the
+    -- environment's events: a checkout reads its key here instead of replaying the
+    -- environment. Never selected by the API's key list.
+    encrypted_seed text    NOT NULL,
     created_at timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, kid)
 );

@@ -178,9 +178,9 @@ class StableNameMapper(Mapper[UUID]):
             name,
             from_version,
             body["data"],
-            originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
-            stored_event.originator_version,
-            datetime.fromisoformat(body["occurredAt"]),
+            originator_id=originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+            originator_version=stored_event.originator_version,
+            timestamp=datetime.fromisoformat(body["occurredAt"]),
         )
 
 
@@ -188,6 +188,7 @@ def domain_event_of(
     name: str,
     schema_version: int,
     data: dict[str, Any],
+    *,
     originator_id: UUID,
     originator_version: int,
     timestamp: datetime,

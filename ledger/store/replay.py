@@ -28,9 +28,16 @@ Row = tuple[UUID, int, str, int, dict[str, Any], datetime]
 def apply_row(aggregate: Any, row: Row) -> Any:
     """`aggregate` (None before the first event) with the row's event applied."""
     stream_id, version, event_type, schema_version, data, occurred_at = row
-    event = domain_event_of(event_type, schema_version, data, stream_id, version, occurred_at)
+    event = domain_event_of(
+        event_type,
+        schema_version,
+        data,
+        originator_id=stream_id,
+        originator_version=version,
+        timestamp=occurred_at,
+    )
     # A cast, not isinstance(): a runtime Protocol check costs more than the mutation.
-    return cast("CanMutateProtocol[UUID]", event).mutate(aggregate)
+    return cast("CanMutateProtocol[Any]", event).mutate(aggregate)
 
 
 def fold_streams(

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+import requests
 from licentric import Licentric
 from licentric.exceptions import SignatureVerificationError
 
@@ -149,20 +151,44 @@ def test_validation_events_reach_the_ledger(
     _wait_for_events(ledger, live, issued.license_id, 3)
 
 
+def _count_events(ledger: LedgerApplication, env: OpenedEnvironment, license_id: object) -> int:
+    with ledger.reading(env.tenant_id) as curs:
+        row = curs.execute(
+            "SELECT count(*) AS n FROM events WHERE event_type = 'validation.success'"
+            " AND data->>'license_id' = %s",
+            (str(license_id),),
+        ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
 def _wait_for_events(
     ledger: LedgerApplication, env: OpenedEnvironment, license_id: object, count: int
 ) -> None:
     deadline = time.monotonic() + 10
-    while True:
-        with ledger.reading(env.tenant_id) as curs:
-            row = curs.execute(
-                "SELECT count(*) AS n FROM events WHERE event_type = 'validation.success'"
-                " AND data->>'license_id' = %s",
-                (str(license_id),),
-            ).fetchone()
-        assert row is not None
-        if row["n"] >= count:
-            assert row["n"] == count
-            return
-        assert time.monotonic() < deadline, f"{row['n']} of {count} events after 10 s"
+    while (found := _count_events(ledger, env, license_id)) < count:
+        assert time.monotonic() < deadline, f"{found} of {count} events after 10 s"
         time.sleep(0.05)
+    assert found == count
+
+
+def test_a_graceful_stop_flushes_the_queued_events(
+    environ: dict[str, str],
+    ledger: LedgerApplication,
+    config: Config,
+    live: OpenedEnvironment,
+    tmp_path: Path,
+) -> None:
+    """With a flush interval longer than the test, only the shutdown flush can write them."""
+    issued = issue(ledger, config.pepper, live.tenant_id, policy={"require_fingerprint": False})
+    slow = {**environ, "LICENTRIC_VALIDATION_FLUSH_MS": "600000"}
+    with running_server(slow, log_dir=tmp_path, workers=2) as server:
+        with requests.Session() as http:
+            for _ in range(20):
+                answer = http.post(
+                    server.url("/api/v1/licenses/validate-key"), json={"key": issued.key}
+                )
+                assert answer.json()["data"]["valid"]
+        assert _count_events(ledger, live, issued.license_id) == 0
+        assert server.stop() == 0
+    assert _count_events(ledger, live, issued.license_id) == 20

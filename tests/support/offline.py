@@ -61,7 +61,8 @@ def offline_license(
     change(
         ledger, ctx, License, issued.license.id,
         lambda lic: lic.activate_machine(
-            machine_id=machine_id, fingerprint=fingerprint, max_machines=None, at=ctx.at
+            machine_id=machine_id, fingerprint=fingerprint, max_machines=None,
+            expired_blocks=False, at=ctx.at,
         ),
     )  # fmt: skip
     return OfflineLicense(issued.license.id, policy.id, issued.key, fingerprint, machine_id)

@@ -114,7 +114,6 @@ def test_machines_follow_the_model(
                 assert result.status_code == 200
                 assert result.json["data"]["id"] == self.machines[fp].id
             elif len(self.machines) >= SEATS:
-                print("LIMIT", result.status_code)
                 assert result.json["code"] == "MACHINE_LIMIT_EXCEEDED"
             else:
                 assert result.status_code == 201, result.text

@@ -9,6 +9,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from datetime import datetime
@@ -23,6 +24,7 @@ import pytest
 
 from api.app import create_app
 from api.config import Config
+from api.validation_events import close_all
 from ledger.application import LedgerApplication
 from ledger.commands.api_keys import create_api_key
 from ledger.commands.licenses import ban_license
@@ -69,6 +71,13 @@ class Licenses:
 
     def issue(self, policy: PolicySettings | None = None, **fields: Any) -> IssuedKey:
         return issue(self.ledger, self.pepper, self.tenant.tenant_id, policy=policy, **fields)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _flush_validation_events(client: CheckedClient, ledger: LedgerApplication) -> Iterator[None]:
+    """Append the queued validation events while the ledger's pool is still open."""
+    yield
+    close_all()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from uuid import uuid4
 import pytest
 
 from ledger.domain.codes import ErrorCode
+from ledger.domain.codes import FingerprintUniqueness
 from ledger.domain.codes import HeartbeatStatus
 from ledger.domain.errors import FloatingLimitExceeded
 from ledger.domain.errors import InvalidTransition
@@ -20,6 +21,7 @@ from ledger.domain.errors import MachineLimitExceeded
 from ledger.domain.errors import NotFound
 from ledger.domain.errors import ValidationFailed
 from ledger.domain.license import License
+from ledger.domain.machine import fingerprint_scope
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -209,3 +211,50 @@ def test_reviving_an_alive_machine_is_a_conflict() -> None:
     lic.machine_heartbeat_started(machine_id=machine_id, at=T0)
     with pytest.raises(InvalidTransition):
         lic.machine_heartbeat_started(machine_id=machine_id, at=T0)
+
+
+def test_a_refused_activation_can_be_recorded_as_limit_reached() -> None:
+    lic = new_license()
+    activate(lic, "fp-00000001", max_machines=1)
+    lic.collect_events()
+    with pytest.raises(MachineLimitExceeded) as refused:
+        activate(lic, "fp-00000002", max_machines=1)
+    assert names(lic) == []  # the refusal itself records nothing
+
+    lic.record_limit_reached(refused.value, fingerprint="fp-00000002", at=T0)
+
+    (event,) = lic.collect_events()
+    assert type(event).__name__ == "LimitReached"
+    assert vars(event)["code"] == "MACHINE_LIMIT_EXCEEDED"
+    assert (vars(event)["maximum"], vars(event)["current"]) == (1, 1)
+    assert lic.machine_count == 1
+
+
+def test_activation_records_the_fingerprint_scope() -> None:
+    lic = new_license()
+    machine_id = activate(lic, "fp-00000001", fingerprint_scope="account")
+
+    assert lic.machine(machine_id).fingerprint_scope == "account"
+    found = lic.machine_by_fingerprint("fp-00000001")
+    assert found is not None
+    assert found.fingerprint_scope == "account"
+
+
+def test_fingerprint_scopes_follow_the_uniqueness_rule() -> None:
+    policy_id = str(uuid4())
+
+    assert fingerprint_scope(FingerprintUniqueness.PER_LICENSE, policy_id) is None
+    assert fingerprint_scope(FingerprintUniqueness.PER_POLICY, policy_id) == f"policy:{policy_id}"
+    assert fingerprint_scope(FingerprintUniqueness.PER_ACCOUNT, policy_id) == "account"
+
+
+def test_the_expiry_is_due_until_recorded_and_again_after_a_renewal() -> None:
+    lic = new_license(expires_at=T0 + timedelta(days=1))
+    assert lic.expiry_due_at == T0 + timedelta(days=1)
+
+    assert lic.record_expired(at=T0 + timedelta(days=2))
+    assert lic.expiry_due_at is None
+    lic.renew(expires_at=T0 + timedelta(days=5), at=T0 + timedelta(days=2))
+    assert lic.expiry_due_at == T0 + timedelta(days=5)
+    lic.revoke(at=T0 + timedelta(days=3))
+    assert lic.expiry_due_at is None

@@ -1,0 +1,309 @@
+"""Rebuild inline read models from the events alone (`licentric projections rebuild`).
+
+Per tenant:
+
+1. read the log head P; shadow every table the selected models own or touch with a
+   session-local temporary table of the same name and shape (temporary tables come
+   first in the search path, so the writers' unqualified SQL lands there), and copy the
+   tenant's live rows of the merely touched tables into their shadows;
+2. read the tenant's events of the models' stream types up to P in (stream, version)
+   order, a few hundred per transaction, fold each stream into its aggregate
+   (`ledger.store.replay`) and run the model's writer on it: the live path's own code;
+3. take the tenant's log-head lock (appends of that tenant wait, nobody else does),
+   replay the streams appended since P, then compare the owned rows with the live ones
+   (`verify`) or replace the live rows that differ (one transaction per tenant).
+
+Everything but the final replacement runs as the auditor role, which may read every
+tenant's log but write no live table; the replacement runs as the owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from uuid import UUID
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
+
+from ledger.application import STREAMS
+from ledger.audit.auditor import AUDITOR_ROLE
+from ledger.audit.auditor import TenantHead
+from ledger.audit.auditor import list_tenants
+from ledger.store.mapper import EventNames
+from ledger.store.replay import REPLAY_COLUMNS
+from ledger.store.replay import fold_streams
+from ledger.store.replay import replay
+from ledger.store.tenancy import set_transaction_tenant
+from projections.read_models import ReadModel
+from projections.read_models import RowWriter
+from projections.read_models import Table
+
+DEFAULT_BATCH = 500
+_FIRST = (UUID(int=0), 0)
+
+_BATCH = f"""
+SELECT {REPLAY_COLUMNS} FROM public.events
+WHERE tenant_id = %s AND stream_type = ANY(%s) AND position <= %s
+    AND (stream_id, version) > (%s, %s)
+ORDER BY stream_id, version LIMIT %s
+"""  # noqa: S608 (fixed text)
+
+_APPENDED_SINCE = """
+SELECT DISTINCT stream_id FROM public.events
+WHERE tenant_id = %s AND stream_type = ANY(%s) AND position > %s AND position <= %s
+"""
+
+_STREAM = f"""
+SELECT {REPLAY_COLUMNS} FROM public.events
+WHERE tenant_id = %s AND stream_id = %s ORDER BY version
+"""  # noqa: S608 (fixed text)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A row where the live read model and its rebuild disagree.
+
+    `kind`: "missing" (the events make a row the live table lacks), "unexpected" (a live
+    row no event justifies) or "different" (same key, other content).
+    """
+
+    tenant_id: UUID
+    table: str
+    key: tuple[Any, ...]
+    kind: str
+
+
+@dataclass
+class RebuildReport:
+    tenants: int = 0
+    events: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    rows_replaced: int = 0
+
+
+class Rebuild:
+    """One run over one owner connection (autocommit); see the module docstring."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        models: Sequence[ReadModel],
+        *,
+        verify: bool,
+        batch: int = DEFAULT_BATCH,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        if not conn.autocommit:
+            raise ValueError("the rebuild connection must be in autocommit mode")
+        EventNames.register(*STREAMS)
+        self._conn = conn
+        self._verify = verify
+        self._batch = batch
+        self._progress = on_progress or (lambda n: None)
+        self._writers: dict[type, list[RowWriter]] = {}
+        for model in models:
+            writers = self._writers.setdefault(model.aggregate, [])
+            if model.writer not in writers:
+                writers.append(model.writer)
+        self._stream_types = sorted({m.stream_type for m in models})
+        self._owned = list(dict.fromkeys(t for m in models for t in m.owns))
+        owned_names = {t.name for t in self._owned}
+        touched = (name for m in models for name in m.touches)
+        self._copied = [n for n in dict.fromkeys(touched) if n not in owned_names]
+        self._shadowed = [*dict.fromkeys(t.name for t in self._owned), *self._copied]
+        # jsonb arrives as dicts either way; orjson is what makes a replay keep up.
+        set_json_loads(orjson.loads, conn)
+
+    def run(self, tenants: Sequence[TenantHead] | None = None) -> RebuildReport:
+        conn = self._conn
+        conn.execute(f"SET ROLE {AUDITOR_ROLE}")
+        try:
+            heads = list(tenants) if tenants is not None else list_tenants(conn)
+            self._create_shadows()
+            report = RebuildReport()
+            for head in heads:
+                self._tenant(head, report)
+            return report
+        finally:
+            self._drop_shadows()
+            conn.execute("RESET ROLE")
+
+    # Shadows
+
+    def _create_shadows(self) -> None:
+        for name in self._shadowed:
+            self._conn.execute(
+                sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING ALL)").format(
+                    sql.Identifier(name), sql.Identifier("public", name)
+                )
+            )
+
+    def _drop_shadows(self) -> None:
+        for name in self._shadowed:
+            self._conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("pg_temp", name))
+            )
+
+    def _reset_shadows(self, tenant_id: UUID) -> None:
+        with self._conn.transaction(), self._conn.cursor() as curs:
+            set_transaction_tenant(curs, tenant_id)
+            for name in self._shadowed:
+                curs.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier("pg_temp", name)))
+            for name in self._copied:
+                curs.execute(
+                    sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE tenant_id = %s").format(
+                        sql.Identifier("pg_temp", name), sql.Identifier("public", name)
+                    ),
+                    (tenant_id,),
+                )
+
+    # Replay
+
+    def _tenant(self, head: TenantHead, report: RebuildReport) -> None:
+        tenant_id = head.tenant_id
+        self._reset_shadows(tenant_id)
+        read = self._replay(tenant_id, head.position)
+        # Rows of other stream types were not read: the bar still covers the whole log.
+        self._progress(head.position - read)
+        report.events += read
+        report.tenants += 1
+        self._settle(head, report)
+
+    def _replay(self, tenant_id: UUID, upto: int) -> int:
+        conn, after, carried, read = self._conn, _FIRST, None, 0
+        while True:
+            with conn.transaction(), conn.cursor() as curs:
+                set_transaction_tenant(curs, tenant_id)
+                rows = curs.execute(
+                    _BATCH, (tenant_id, self._stream_types, upto, *after, self._batch)
+                ).fetchall()
+                complete: list[Any] = []
+                carried_now = None
+                for stream_id, aggregate, done in fold_streams(rows, carried):
+                    if done:
+                        complete.append(aggregate)
+                    else:
+                        carried_now = (stream_id, aggregate)
+                last_batch = len(rows) < self._batch
+                if last_batch and carried_now is not None:
+                    complete.append(carried_now[1])
+                    carried_now = None
+                self._project(tenant_id, complete)
+            read += len(rows)
+            self._progress(len(rows))
+            if last_batch:
+                return read
+            carried = carried_now
+            after = (rows[-1][0], rows[-1][1])
+
+    def _project(self, tenant_id: UUID, aggregates: list[Any]) -> None:
+        if not aggregates:
+            return
+        # Pipeline mode: the writers' statements go out without waiting for each reply
+        # (a read a writer needs still syncs); round trips, not replay, are the cost here.
+        with self._conn.pipeline(), self._conn.cursor(row_factory=dict_row) as curs:
+            for aggregate in aggregates:
+                for writer in self._writers.get(type(aggregate), ()):
+                    writer(curs, tenant_id, aggregate)
+
+    # Settling against the live tables
+
+    def _settle(self, head: TenantHead, report: RebuildReport) -> None:
+        conn, tenant_id = self._conn, head.tenant_id
+        with conn.transaction(), conn.cursor() as curs:
+            set_transaction_tenant(curs, tenant_id)
+            # As the owner: the lock needs UPDATE rights. Held to commit, it makes the
+            # tenant's appends (and their inline projections) wait until we are done.
+            curs.execute("RESET ROLE")
+            row = curs.execute(
+                "SELECT position FROM public.log_heads WHERE tenant_id = %s FOR UPDATE",
+                (tenant_id,),
+            ).fetchone()
+            curs.execute(f"SET ROLE {AUDITOR_ROLE}")
+            now = 0 if row is None else int(row[0])
+            if now > head.position:
+                self._catch_up(curs, tenant_id, head.position, now)
+                self._progress(now - head.position)
+            if self._verify:
+                for table in self._owned:
+                    report.differences.extend(_differences(curs, tenant_id, table))
+                return
+            curs.execute("RESET ROLE")
+            for table in self._owned:
+                report.rows_replaced += _replace(curs, tenant_id, table)
+            curs.execute(f"SET ROLE {AUDITOR_ROLE}")
+
+    def _catch_up(self, curs: psycopg.Cursor[Any], tenant_id: UUID, since: int, now: int) -> None:
+        streams = curs.execute(
+            _APPENDED_SINCE, (tenant_id, self._stream_types, since, now)
+        ).fetchall()
+        aggregates = [
+            replay(curs.execute(_STREAM, (tenant_id, stream_id)).fetchall())
+            for (stream_id,) in streams
+        ]
+        self._project(tenant_id, aggregates)
+
+
+def _sides(table: Table) -> tuple[sql.Composable, sql.Composable]:
+    where = sql.SQL(" WHERE tenant_id = %(tenant)s AND ({})").format(sql.SQL(table.scope))
+    live = sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table.name)) + where
+    shadow = sql.SQL("SELECT * FROM {}").format(sql.Identifier("pg_temp", table.name)) + where
+    return live, shadow
+
+
+def _differences(curs: psycopg.Cursor[Any], tenant_id: UUID, table: Table) -> list[Difference]:
+    live, shadow = _sides(table)
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
+    query = sql.SQL(
+        "SELECT {keys}, 'live' FROM ({live} EXCEPT {shadow}) d"
+        " UNION ALL SELECT {keys}, 'rebuilt' FROM ({shadow} EXCEPT {live}) d"
+    ).format(keys=keys, live=live, shadow=shadow)
+    sides: dict[tuple[Any, ...], set[str]] = {}
+    for *key, side in curs.execute(query, {"tenant": tenant_id}).fetchall():
+        sides.setdefault(tuple(key), set()).add(side)
+    kinds = {frozenset({"live"}): "unexpected", frozenset({"rebuilt"}): "missing"}
+    return [
+        Difference(tenant_id, table.name, key, kinds.get(frozenset(found), "different"))
+        for key, found in sides.items()
+    ]
+
+
+def _replace(curs: psycopg.Cursor[Any], tenant_id: UUID, table: Table) -> int:
+    """Make the live owned rows equal the rebuilt ones; the number of rows changed."""
+    live, shadow = _sides(table)
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
+    target = sql.Identifier("public", table.name)
+    deleted = curs.execute(
+        sql.SQL(
+            "DELETE FROM {target} WHERE tenant_id = %(tenant)s AND ({keys}) IN"
+            " (SELECT {keys} FROM ({live} EXCEPT {shadow}) d)"
+        ).format(target=target, keys=keys, live=live, shadow=shadow),
+        {"tenant": tenant_id},
+    ).rowcount
+    inserted = curs.execute(
+        sql.SQL("INSERT INTO {target} {shadow} EXCEPT {live}").format(
+            target=target, live=live, shadow=shadow
+        ),
+        {"tenant": tenant_id},
+    ).rowcount
+    return deleted + inserted
+
+
+def rebuild(
+    conn: psycopg.Connection[Any],
+    models: Sequence[ReadModel],
+    *,
+    verify: bool,
+    tenants: Sequence[TenantHead] | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Callable[[int], None] | None = None,
+) -> RebuildReport:
+    """Run a rebuild (or a verification, which changes nothing live)."""
+    return Rebuild(conn, models, verify=verify, batch=batch, on_progress=on_progress).run(tenants)

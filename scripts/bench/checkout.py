@@ -1,0 +1,189 @@
+"""Offline checkouts/s over HTTP vs validate-key/s, same server, same run (target >= 25 %).
+
+    python -m scripts.bench.checkout [--seconds 6] [--clients 8] [--licenses 20]
+                                     [--repeat 3] [--workers 2] [--threads 4]
+
+Starts `licentric serve` on a fresh database (rate limits off), opens an account and
+issues `--licenses` licenses per client (each with one active machine); each client
+cycles through its own, the way many machines refresh their files, so checkouts (which
+append to the license's stream) neither contend on one stream nor pile hundreds of
+checkouts onto one license. Then, alternating within each trial, each client process
+sends for `--seconds`:
+
+- validate-key: `POST /licenses/validate-key {"key", "fingerprint"}` (no auth);
+- checkout:     `POST /licenses/{id}/checkout {"fingerprint", "ttl": 86400}` (Bearer):
+                load license + policy + environment, render, decrypt the seed, sign
+                Ed25519, append `license.checked_out` and project, in one transaction.
+
+Prints requests/s of each (median of the trials) and checkout / validate-key. Client and
+server share the machine: trust the ratio more than the absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import itertools
+import multiprocessing as mp
+import secrets
+import statistics
+import time
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import psycopg
+
+from api.app import ledger_application
+from api.config import Config
+from ledger.accounts import open_account
+from ledger.domain.codes import EnvironmentName
+from scripts.bench._db import drop_database
+from scripts.bench._db import fresh_database
+from tests.support.offline import OfflineLicense
+from tests.support.offline import offline_license
+from tests.support.processes import running_server
+from tests.support.processes import server_env
+
+
+def _requests(kind: str, api_key: str, licenses: list[OfflineLicense]) -> list[tuple[str, bytes]]:
+    """(path, body) of each request, encoded once: the client should cost little."""
+    if kind == "validate":
+        return [
+            (
+                "/api/v1/licenses/validate-key",
+                orjson.dumps({"key": lic.key, "fingerprint": lic.fingerprint}),
+            )
+            for lic in licenses
+        ]
+    return [
+        (
+            f"/api/v1/licenses/{lic.license_id}/checkout",
+            orjson.dumps({"fingerprint": lic.fingerprint, "ttl": 86400}),
+        )
+        for lic in licenses
+    ]
+
+
+def _client(
+    kind: str, base_url: str, api_key: str, licenses: list[OfflineLicense], seconds: float, out: Any
+) -> None:
+    # http.client on one keep-alive connection: a fraction of `requests`' CPU per call,
+    # which matters when client and server share two cores.
+    parsed = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if kind == "checkout":
+        headers["Authorization"] = f"Bearer {api_key}"
+    done = failed = 0
+    deadline = time.perf_counter() + seconds
+    for path, body in itertools.cycle(_requests(kind, api_key, licenses)):
+        if time.perf_counter() >= deadline:
+            break
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            done += 1
+        else:
+            failed += 1
+    conn.close()
+    out.put((done, failed))
+
+
+def _phase(
+    kind: str, base_url: str, api_key: str, pools: list[list[OfflineLicense]], seconds: float
+) -> float:
+    out: Any = mp.Queue()
+    procs = [
+        mp.Process(target=_client, args=(kind, base_url, api_key, pool, seconds, out))
+        for pool in pools
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    failed = sum(f for _, f in results)
+    if failed:
+        print(f"  {kind}: {failed} non-200 answers")
+    return sum(d for d, _ in results) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--licenses", type=int, default=20, help="per client")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="synchronous_commit=off for the bench database: takes the WAL flush (which a "
+        "shared machine makes erratic) out of the checkout's commit, to compare CPU cost",
+    )
+    args = parser.parse_args()
+    url = fresh_database()
+    if args.async_commit:
+        with psycopg.connect(url, autocommit=True) as conn:
+            name = conn.info.dbname
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    try:
+        with TemporaryDirectory() as scratch:
+            env = server_env(
+                DATABASE_URL=url,
+                LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+                LICENTRIC_DATA_DIR=scratch,
+                LICENTRIC_LOG_LEVEL="warning",
+            )
+            config = Config.from_env(env)
+            ledger = ledger_application(config)
+            opened = open_account(
+                ledger,
+                name="bench",
+                master_key=config.master_key,
+                pepper=config.pepper,
+                at=datetime.now(UTC),
+            )
+            live = opened.environments[EnvironmentName.LIVE]
+            pools = [
+                [
+                    offline_license(
+                        ledger, live.tenant_id, pepper=config.pepper, master_key=config.master_key
+                    )
+                    for _ in range(args.licenses)
+                ]
+                for _ in range(args.clients)
+            ]
+            ledger.close()
+            with running_server(
+                env, log_dir=Path(scratch), workers=args.workers, threads=args.threads
+            ) as server:
+                _phase("validate", server.base_url, live.api_key, pools, 1.0)  # warm up
+                _phase("checkout", server.base_url, live.api_key, pools, 1.0)
+                rates: dict[str, list[float]] = {"validate": [], "checkout": []}
+                for trial in range(args.repeat):
+                    for kind in ("validate", "checkout"):
+                        rate = _phase(kind, server.base_url, live.api_key, pools, args.seconds)
+                        rates[kind].append(rate)
+                        print(f"trial {trial + 1}: {kind:<8} {rate:8.0f} req/s")
+        validate = statistics.median(rates["validate"])
+        checkout = statistics.median(rates["checkout"])
+        print(f"\nvalidate-key {validate:8.0f} req/s (median of {args.repeat})")
+        print(f"checkout     {checkout:8.0f} req/s")
+        print(f"ratio        {checkout / validate:8.1%}  (target >= 25 %)")
+    finally:
+        drop_database(url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Rebuild throughput vs a raw read of the same rows, and `asOf` vs a live read.
+
+1. Generates a ledger of at least `--events` events (default 1,000,000) over the live and
+   test environments of `--accounts` accounts: licenses of ~100 events each (machines
+   activated, heartbeats, usage, suspensions), appended in large batches through the
+   recorder with their inline read models (one `save_in` of many licenses per append).
+2. Times, in the same run and over the same rows:
+   - a raw read: the rows a rebuild reads, with the same query (stream order, batches,
+     the same JSON decoder), doing nothing with them;
+   - `projections rebuild --verify` (replay, writers into shadow tables, comparison)
+     and a plain rebuild (replay, writers, replacing what differs).
+3. Builds one license of `--as-of-events` events (default 10,000; snapshots every 100),
+   then times `GET /licenses/{id}` as a live read (the read model) against the same
+   document `asOf` the newest moment (the worst case: the whole stream is scanned for
+   the version) and `asOf` the middle of its history.
+
+    python scripts/bench/rebuild.py [--events 1000000] [--accounts 2] [--as-of-events 10000]
+                                    [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from uuid import uuid4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import orjson
+import psycopg
+from _db import drop_database
+from _db import fresh_database
+from psycopg.types.json import set_json_loads
+
+from ledger.accounts import open_account
+from ledger.application import LedgerApplication
+from ledger.audit.auditor import auditor_role
+from ledger.audit.auditor import list_tenants
+from ledger.commands import catalogue
+from ledger.commands.base import Actor
+from ledger.commands.base import CommandContext
+from ledger.domain.license import License
+from ledger.store.replay import REPLAY_COLUMNS
+from ledger.store.tenancy import set_transaction_tenant
+from projections.as_of import license_as_of
+from projections.inline import InlineProjections
+from projections.queries import get_license
+from projections.read_models import select
+from projections.rebuild import DEFAULT_BATCH
+from projections.rebuild import rebuild
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+LICENSES_PER_APPEND = 50
+EVENTS_PER_LICENSE = 100
+MASTER_KEY = secrets.token_bytes(32)
+PEPPER = secrets.token_bytes(32)
+
+
+def _license_events(license_: License, count: int, start: datetime) -> None:
+    """Grow `license_` by `count` events, one second apart: a license's ordinary life."""
+    cycle = ("activate", "heartbeat", "use", "suspend", "reinstate", "use", "deactivate")
+    at = start
+    for _ in range(count):
+        step = cycle[license_.version % len(cycle)]
+        active = license_.active_machines
+        at += timedelta(seconds=1)
+        if step == "activate" and not active:
+            fingerprint = f"fp-{license_.version:08d}"
+            license_.activate_machine(
+                machine_id=uuid4(), fingerprint=fingerprint, max_machines=None, at=at
+            )
+        elif step == "heartbeat" and active:
+            license_.record_heartbeat(machine_id=active[0].id, at=at)
+        elif step == "deactivate" and active:
+            license_.deactivate_machine(machine_id=active[0].id, at=at)
+        elif step == "suspend" and license_.stored_status == "active":
+            license_.suspend(at=at)
+        elif step == "reinstate" and license_.stored_status == "suspended":
+            license_.reinstate(at=at)
+        else:
+            license_.increment_usage(increment=1, max_uses=None, at=at)
+
+
+def _new_license(product_id: UUID, policy_id: UUID, at: datetime) -> License:
+    return License.create(
+        id=uuid4(),
+        product_id=product_id,
+        policy_id=policy_id,
+        key_hash=secrets.token_hex(32),
+        name="bench",
+        at=at,
+    )
+
+
+def generate(app: LedgerApplication, accounts: int, events: int) -> list[UUID]:
+    tenants: list[UUID] = []
+    for _ in range(accounts):
+        opened = open_account(
+            app, name="bench", master_key=MASTER_KEY, pepper=PEPPER, at=T0, new_id=uuid4
+        )
+        tenants += [env.tenant_id for env in opened.environments.values()]
+    per_tenant = events // len(tenants)
+    started, appended = time.perf_counter(), 0
+    for tenant in tenants:
+        ctx = CommandContext(tenant, Actor("system"), T0)
+        product = catalogue.create_product(
+            app, ctx, product_id=uuid4(), name="P", code="p-" + secrets.token_hex(4)
+        )
+        policy = catalogue.create_policy(
+            app, ctx, policy_id=uuid4(), product_id=product.id, name="Pol"
+        )
+        done = 0
+        while done < per_tenant:
+            batch = [_new_license(product.id, policy.id, T0) for _ in range(LICENSES_PER_APPEND)]
+            for license_ in batch:
+                _license_events(license_, EVENTS_PER_LICENSE - 1, T0)
+            app.save_in(tenant, *batch, metadata={"actor": {"type": "system", "id": "bench"}})
+            done += LICENSES_PER_APPEND * EVENTS_PER_LICENSE
+            appended += LICENSES_PER_APPEND * EVENTS_PER_LICENSE
+            rate = appended / (time.perf_counter() - started)
+            print(f"\r  generated {appended:,} events ({rate:,.0f}/s)", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    return tenants
+
+
+_RAW = f"""
+SELECT {REPLAY_COLUMNS} FROM public.events
+WHERE tenant_id = %s AND stream_type = ANY(%s) AND position <= %s
+    AND (stream_id, version) > (%s, %s)
+ORDER BY stream_id, version LIMIT %s
+"""
+
+
+def raw_read(url: str, stream_types: list[str]) -> tuple[int, float]:
+    """Read exactly the rows a rebuild reads, the same way, and drop them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        set_json_loads(orjson.loads, conn)
+        with auditor_role(conn):
+            heads = list_tenants(conn)
+            started, rows_read = time.perf_counter(), 0
+            for head in heads:
+                after: tuple[UUID, int] = (UUID(int=0), 0)
+                while True:
+                    with conn.transaction(), conn.cursor() as curs:
+                        set_transaction_tenant(curs, head.tenant_id)
+                        params = (head.tenant_id, stream_types, head.position, *after)
+                        rows = curs.execute(_RAW, (*params, DEFAULT_BATCH)).fetchall()
+                    rows_read += len(rows)
+                    if len(rows) < DEFAULT_BATCH:
+                        break
+                    after = (rows[-1][0], rows[-1][1])
+            return rows_read, time.perf_counter() - started
+
+
+def timed_rebuild(url: str, *, verify: bool) -> tuple[int, float, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        with auditor_role(conn):
+            heads = list_tenants(conn)
+        started = time.perf_counter()
+        report = rebuild(conn, select(), verify=verify, tenants=heads)
+        elapsed = time.perf_counter() - started
+    changed = len(report.differences) if verify else report.rows_replaced
+    return report.events, elapsed, changed
+
+
+def long_license(app: LedgerApplication, tenant: UUID, events: int) -> tuple[UUID, datetime]:
+    ctx = CommandContext(tenant, Actor("system"), T0)
+    product = catalogue.create_product(
+        app, ctx, product_id=uuid4(), name="P", code="long-" + secrets.token_hex(4)
+    )
+    policy = catalogue.create_policy(app, ctx, policy_id=uuid4(), product_id=product.id, name="L")
+    license_ = _new_license(product.id, policy.id, T0)
+    at = T0
+    # 100 events per save: the library snapshots a license every 100 events on save.
+    while license_.version < events:
+        _license_events(license_, min(100, events - license_.version), at)
+        at = license_.modified_on
+        app.save_in(tenant, license_)
+    return license_.id, license_.modified_on
+
+
+def _mean_ms(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm: prepared statements, caches
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.mean(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=2)
+    parser.add_argument("--as-of-events", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    args = parser.parse_args()
+
+    url = fresh_database("licentric_bench_rebuild")
+    app = LedgerApplication(url, pool_size=2, projector=InlineProjections())
+    try:
+        print(f"database: {url}", file=sys.stderr)
+        started = time.perf_counter()
+        tenants = generate(app, args.accounts, args.events)
+        print(f"generation: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+        stream_types = sorted({m.stream_type for m in select()})
+        raw_rows, raw_seconds = raw_read(url, stream_types)
+        verified, verify_seconds, differences = timed_rebuild(url, verify=True)
+        rebuilt, rebuild_seconds, replaced = timed_rebuild(url, verify=False)
+        raw_rate = raw_rows / raw_seconds
+        print(f"raw read:           {raw_rows:,} rows in {raw_seconds:.2f} s = {raw_rate:,.0f}/s")
+        for label, count, seconds, changed, what in (
+            ("rebuild --verify:", verified, verify_seconds, differences, "differences"),
+            ("rebuild:", rebuilt, rebuild_seconds, replaced, "rows replaced"),
+        ):
+            rate = count / seconds
+            print(
+                f"{label:19} {count:,} events in {seconds:.2f} s = {rate:,.0f}/s"
+                f" ({rate / raw_rate:.0%} of the raw read; {changed} {what})"
+            )
+
+        license_id, newest = long_license(app, tenants[0], args.as_of_events)
+        middle = T0 + (newest - T0) / 2
+
+        def live() -> None:
+            with app.reading(tenants[0]) as curs:
+                assert get_license(curs, license_id, newest) is not None
+
+        live_ms = _mean_ms(live, args.repeat)
+        newest_ms = _mean_ms(
+            lambda: license_as_of(app, tenants[0], license_id, newest), args.repeat
+        )
+        middle_ms = _mean_ms(
+            lambda: license_as_of(app, tenants[0], license_id, middle), args.repeat
+        )
+        with app.reading(tenants[0]) as curs:
+            assert license_as_of(app, tenants[0], license_id, newest) == get_license(
+                curs, license_id, newest
+            )
+        print(f"license of {args.as_of_events:,} events:")
+        print(f"  live read:        {live_ms:.2f} ms")
+        print(f"  asOf newest:      {newest_ms:.2f} ms ({newest_ms / live_ms:.1f}x the live read)")
+        print(f"  asOf middle:      {middle_ms:.2f} ms ({middle_ms / live_ms:.1f}x the live read)")
+    finally:
+        app.close()
+        if not args.keep:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
