@@ -19,8 +19,11 @@ tenant's log but write no live table; the replacement runs as the owner.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -29,6 +32,7 @@ from uuid import UUID
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
@@ -46,13 +50,15 @@ from projections.read_models import RowWriter
 from projections.read_models import Table
 
 DEFAULT_BATCH = 500
-_FIRST = (UUID(int=0), 0)
+# `CREATE UNIQUE INDEX name ON public.` of pg_get_indexdef, to put a copy on a shadow.
+_UNIQUE_INDEX = re.compile(r"^CREATE UNIQUE INDEX \S+ ON (?:ONLY )?public\.")
 
-_BATCH = f"""
+# The tenant's rows of the models' streams, in (stream, version) order: read through a
+# server-side cursor on a second connection, so rows stream in while writes commit.
+TENANT_ROWS = f"""
 SELECT {REPLAY_COLUMNS} FROM public.events
 WHERE tenant_id = %s AND stream_type = ANY(%s) AND position <= %s
-    AND (stream_id, version) > (%s, %s)
-ORDER BY stream_id, version LIMIT %s
+ORDER BY stream_id, version
 """  # noqa: S608 (fixed text)
 
 _APPENDED_SINCE = """
@@ -125,12 +131,13 @@ class Rebuild:
         conn = self._conn
         conn.execute(f"SET ROLE {AUDITOR_ROLE}")
         try:
-            heads = list(tenants) if tenants is not None else list_tenants(conn)
-            self._create_shadows()
-            report = RebuildReport()
-            for head in heads:
-                self._tenant(head, report)
-            return report
+            with _second_connection(conn) as self._reader:
+                heads = list(tenants) if tenants is not None else list_tenants(conn)
+                self._create_shadows()
+                report = RebuildReport()
+                for head in heads:
+                    self._tenant(head, report)
+                return report
         finally:
             self._drop_shadows()
             conn.execute("RESET ROLE")
@@ -138,12 +145,32 @@ class Rebuild:
     # Shadows
 
     def _create_shadows(self) -> None:
+        """Each shadow: the live table's columns, defaults and checks, its unique indexes
+        (the writers' ON CONFLICT targets), and its row-level security, so the writers'
+        statements behave and plan as on the live table (`WHERE id = …` finds the
+        tenant's row through the index that leads with tenant_id)."""
+        conn = self._conn
         for name in self._shadowed:
-            self._conn.execute(
-                sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING ALL)").format(
-                    sql.Identifier(name), sql.Identifier("public", name)
-                )
+            shadow, live = sql.Identifier("pg_temp", name), sql.Identifier("public", name)
+            conn.execute(
+                sql.SQL(
+                    "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING GENERATED"
+                    " INCLUDING IDENTITY INCLUDING CONSTRAINTS)"
+                ).format(sql.Identifier(name), live)
             )
+            rows = conn.execute(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i"
+                " WHERE i.indrelid = %s::regclass AND i.indisunique",
+                (f"public.{name}",),
+            ).fetchall()
+            for (definition,) in rows:
+                conn.execute(_UNIQUE_INDEX.sub("CREATE UNIQUE INDEX ON pg_temp.", definition))
+            for statement in (
+                "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
+                "CREATE POLICY tenant_isolation ON {} USING (tenant_id = current_tenant())",
+            ):
+                conn.execute(sql.SQL(statement).format(shadow))
 
     def _drop_shadows(self) -> None:
         for name in self._shadowed:
@@ -177,13 +204,13 @@ class Rebuild:
         self._settle(head, report)
 
     def _replay(self, tenant_id: UUID, upto: int) -> int:
-        conn, after, carried, read = self._conn, _FIRST, None, 0
-        while True:
-            with conn.transaction(), conn.cursor() as curs:
-                set_transaction_tenant(curs, tenant_id)
-                rows = curs.execute(
-                    _BATCH, (tenant_id, self._stream_types, upto, *after, self._batch)
-                ).fetchall()
+        reader, read, carried = self._reader, 0, None
+        with reader.transaction(), reader.cursor(name="rebuild_rows") as rows_cursor:
+            rows_cursor.itersize = self._batch
+            rows_cursor.execute(TENANT_ROWS, (tenant_id, self._stream_types, upto))
+            while True:
+                rows = rows_cursor.fetchmany(self._batch)
+                last_batch = len(rows) < self._batch
                 complete: list[Any] = []
                 carried_now = None
                 for stream_id, aggregate, done in fold_streams(rows, carried):
@@ -191,17 +218,16 @@ class Rebuild:
                         complete.append(aggregate)
                     else:
                         carried_now = (stream_id, aggregate)
-                last_batch = len(rows) < self._batch
                 if last_batch and carried_now is not None:
                     complete.append(carried_now[1])
-                    carried_now = None
-                self._project(tenant_id, complete)
-            read += len(rows)
-            self._progress(len(rows))
-            if last_batch:
-                return read
-            carried = carried_now
-            after = (rows[-1][0], rows[-1][1])
+                with self._conn.transaction(), self._conn.cursor() as curs:
+                    set_transaction_tenant(curs, tenant_id)
+                    self._project(tenant_id, complete)
+                read += len(rows)
+                self._progress(len(rows))
+                if last_batch:
+                    return read
+                carried = carried_now
 
     def _project(self, tenant_id: UUID, aggregates: list[Any]) -> None:
         if not aggregates:
@@ -249,6 +275,19 @@ class Rebuild:
             for (stream_id,) in streams
         ]
         self._project(tenant_id, aggregates)
+
+
+@contextmanager
+def _second_connection(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """Another session of the same login, reading as the auditor."""
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    with psycopg.connect(make_conninfo(**params)) as reader:
+        set_json_loads(orjson.loads, reader)
+        reader.execute(f"SET ROLE {AUDITOR_ROLE}")
+        reader.commit()
+        yield reader
 
 
 def _sides(table: Table) -> tuple[sql.Composable, sql.Composable]:

@@ -69,18 +69,28 @@ def due_tenants(curs: Cursor[DictRow], limit: int) -> list[UUID]:
     return [r["tenant_id"] for r in rows]
 
 
+# MATERIALIZED and driving the lock from `due`: the plan must not depend on table
+# statistics (a fresh outbox has none, and a per-row scan of the open rows is quadratic).
 _CLAIM = """
-WITH candidates AS (
-    SELECT d.id FROM webhook_deliveries d
-    WHERE d.tenant_id = %(tenant)s
-      AND ((d.state = 'pending' AND d.next_attempt_at <= now())
+WITH heads AS MATERIALIZED (
+    -- The first open delivery of each (endpoint, order key) queue: only it may go.
+    SELECT DISTINCT ON (d.endpoint_id, d.order_key)
+        d.id, d.endpoint_id, d.seq, d.state, d.next_attempt_at, d.lease_until
+    FROM webhook_deliveries d
+    WHERE d.tenant_id = %(tenant)s AND d.state IN ('pending', 'in_flight')
+    ORDER BY d.endpoint_id, d.order_key, d.seq
+), due AS MATERIALIZED (
+    SELECT h.id FROM heads h
+    JOIN webhook_endpoints w ON w.tenant_id = %(tenant)s AND w.id = h.endpoint_id
+        AND w.enabled AND NOT w.deleted
+    WHERE (h.state = 'pending' AND h.next_attempt_at <= now())
+       OR (h.state = 'in_flight' AND h.lease_until < now())
+), candidates AS (
+    -- Re-checked on the locked row version; rows another worker is claiming are skipped.
+    SELECT d.id FROM due u
+    JOIN webhook_deliveries d ON d.tenant_id = %(tenant)s AND d.id = u.id
+    WHERE ((d.state = 'pending' AND d.next_attempt_at <= now())
            OR (d.state = 'in_flight' AND d.lease_until < now()))
-      AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.tenant_id = d.tenant_id
-                  AND w.id = d.endpoint_id AND w.enabled AND NOT w.deleted)
-      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-                      WHERE e.tenant_id = d.tenant_id AND e.endpoint_id = d.endpoint_id
-                        AND e.order_key = d.order_key AND e.seq < d.seq
-                        AND e.state IN ('pending', 'in_flight'))
     ORDER BY d.seq
     LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED

@@ -136,25 +136,29 @@ $$;
 REVOKE ALL ON FUNCTION webhook_tenants_behind(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION webhook_tenants_behind(text, integer) TO licentric_app;
 
--- Tenants with a delivery the dispatcher may claim now: due (or its lease expired), its
--- endpoint enabled, and no earlier delivery of the same (endpoint, order key) open.
+-- Tenants with a delivery the dispatcher may claim now: the head (smallest open seq) of
+-- an (endpoint, order key) queue, due or with its lease run out, its endpoint enabled.
+-- Heads come from one ordered pass over the open rows (DISTINCT ON along the partial
+-- index), which does not depend on statistics the way a per-row anti-join does.
 -- Oldest due first, so one busy tenant cannot starve the others. Tenant ids only.
 CREATE FUNCTION webhook_due_tenants(p_limit integer)
 RETURNS TABLE (tenant_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, public
 AS $$
-    SELECT d.tenant_id FROM public.webhook_deliveries d
+    SELECT h.tenant_id FROM (
+        SELECT DISTINCT ON (d.tenant_id, d.endpoint_id, d.order_key)
+            d.tenant_id, d.endpoint_id, d.state, d.next_attempt_at, d.lease_until
+        FROM public.webhook_deliveries d
+        WHERE d.state IN ('pending', 'in_flight')
+        ORDER BY d.tenant_id, d.endpoint_id, d.order_key, d.seq
+    ) h
     JOIN public.webhook_endpoints w
-      ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id AND w.enabled AND NOT w.deleted
-    WHERE ((d.state = 'pending' AND d.next_attempt_at <= now())
-           OR (d.state = 'in_flight' AND d.lease_until < now()))
-      AND NOT EXISTS (SELECT 1 FROM public.webhook_deliveries e
-                      WHERE e.tenant_id = d.tenant_id AND e.endpoint_id = d.endpoint_id
-                        AND e.order_key = d.order_key AND e.seq < d.seq
-                        AND e.state IN ('pending', 'in_flight'))
-    GROUP BY d.tenant_id
-    ORDER BY min(COALESCE(d.next_attempt_at, d.lease_until))
+      ON w.tenant_id = h.tenant_id AND w.id = h.endpoint_id AND w.enabled AND NOT w.deleted
+    WHERE (h.state = 'pending' AND h.next_attempt_at <= now())
+       OR (h.state = 'in_flight' AND h.lease_until < now())
+    GROUP BY h.tenant_id
+    ORDER BY min(COALESCE(h.next_attempt_at, h.lease_until))
     LIMIT p_limit
 $$;
 REVOKE ALL ON FUNCTION webhook_due_tenants(integer) FROM PUBLIC;

@@ -192,6 +192,7 @@ STEPS: list[Step] = [
     # The environment's own surface.
     Step("GET", f"{V1}/signing-keys", 200),
     Step("POST", f"{V1}/signing-keys/rotate", 200),
+    Step("POST", f"{V1}/signing-keys/rotate", 200, json={"kind": "response"}),
     Step("GET", f"{V1}/events", 200),
     Step("GET", f"{V1}/audit/head", 200),
     Step("GET", f"{V1}/analytics", 200),

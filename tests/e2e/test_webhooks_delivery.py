@@ -179,9 +179,7 @@ def test_gone_disables_the_endpoint_and_recover_resends_in_order(
     # While disabled nothing is sent; the events are kept as `skipped` for recover.
     api.call("POST", f"/licenses/{license_['id']}/suspend")
     api.call("POST", f"/licenses/{license_['id']}/reinstate")
-    wait_for(
-        lambda: len(api.call("GET", f"/webhooks/{hook['id']}/deliveries")) == 3, timeout=30
-    )
+    wait_for(lambda: len(api.call("GET", f"/webhooks/{hook['id']}/deliveries")) == 3, timeout=30)
     log = api.call("GET", f"/webhooks/{hook['id']}/deliveries")
     assert [d["status"] for d in log] == ["failed", "skipped", "skipped"]
     assert log[0]["attempts"][0]["httpStatus"] == 410

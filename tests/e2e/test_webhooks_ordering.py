@@ -39,6 +39,8 @@ from ledger.commands import licenses
 from ledger.commands import webhooks
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
+from ledger.commands.base import change
+from ledger.domain.license import License
 from ledger.domain.codes import EnvironmentName
 from tests.support.webhooks import Behaviour
 from tests.support.webhooks import Receiver
@@ -53,6 +55,7 @@ pytestmark = pytest.mark.slow
 MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 LICENSES = 50
 CHANGES_PER_LICENSE = 40  # license.created + 39 changes
+CHANGES_PER_COMMAND = 10
 FAST_RETRIES = {
     "LICENTRIC_WEBHOOK_RETRY_SCALE": "0.0002",  # 1 ms, 60 ms, 0.36 s, 1.4 s, 3.6 s, ...
     "LICENTRIC_WEBHOOK_TIMEOUT": "1",
@@ -110,19 +113,31 @@ class Tenant:
         return CommandContext(self.tenant_id, Actor("operator"), datetime.now(UTC))
 
     def license_history(self, license_id: UUID) -> None:
-        """license.created + 39 changes (suspend, reinstate, rename), in this order."""
+        """license.created + 39 changes (suspend, reinstate, rename), in this order.
+
+        Several changes per command (one load, one append of consecutive events): the
+        events are the same as one command each would give, written ~10x faster.
+        """
         licenses.issue_license(
             self.ledger, self.ctx(), license_id=license_id, product_id=self.product_id,
             policy_id=self.policy_id, pepper=b"p" * 32, name="v0",
         )  # fmt: skip
-        for n in range(1, CHANGES_PER_LICENSE):
-            step = n % 3
-            if step == 1:
-                licenses.suspend_license(self.ledger, self.ctx(), license_id)
-            elif step == 2:
-                licenses.reinstate_license(self.ledger, self.ctx(), license_id)
-            else:
-                licenses.update_license(self.ledger, self.ctx(), license_id, {"name": f"v{n}"})
+        steps = list(range(1, CHANGES_PER_LICENSE))
+        for first in range(0, len(steps), CHANGES_PER_COMMAND):
+            ctx = self.ctx()
+
+            def decide(
+                license_: License, chunk: list[int] = steps[first : first + CHANGES_PER_COMMAND]
+            ) -> None:
+                for n in chunk:
+                    if n % 3 == 1:
+                        license_.suspend(at=ctx.at)
+                    elif n % 3 == 2:
+                        license_.reinstate(at=ctx.at)
+                    else:
+                        license_.update(name=f"v{n}", at=ctx.at)
+
+            change(self.ledger, ctx, License, license_id, decide)
 
     def generate(self, threads: int = 4) -> threading.Thread:
         """All licenses' histories, from a background thread (several writers)."""

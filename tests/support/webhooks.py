@@ -80,9 +80,7 @@ class Receiver:
 
     def accepted(self, path: str | None = None) -> list[Received]:
         with self._lock:
-            return [
-                r for r in self.received if 200 <= r.status < 300 and path in (None, r.path)
-            ]
+            return [r for r in self.received if 200 <= r.status < 300 and path in (None, r.path)]
 
     def answer(self, path: str, body: bytes, headers: Mapping[str, str]) -> int:
         with self._lock:
@@ -133,9 +131,16 @@ class Receiver:
                 )
                 standardwebhooks.Webhook(secret).verify(
                     body,
-                    {k: headers[k] for k in ("webhook-id", "webhook-timestamp", "webhook-signature")},
+                    {
+                        k: headers[k]
+                        for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                    },
                 )
-            except (WebhookSignatureError, standardwebhooks.WebhookVerificationError, KeyError) as e:
+            except (
+                WebhookSignatureError,
+                standardwebhooks.WebhookVerificationError,
+                KeyError,
+            ) as e:
                 problems.append(repr(e))
                 continue
             envelope: dict[str, Any] = orjson.loads(body)
@@ -220,7 +225,9 @@ def start_worker(env: Mapping[str, str], log_dir: Path, name: str) -> WorkerProc
 
 
 @contextlib.contextmanager
-def running_workers(env: Mapping[str, str], log_dir: Path, count: int = 1) -> Iterator[list[WorkerProcess]]:
+def running_workers(
+    env: Mapping[str, str], log_dir: Path, count: int = 1
+) -> Iterator[list[WorkerProcess]]:
     workers = [start_worker(env, log_dir, f"worker-{n}") for n in range(count)]
     try:
         yield workers

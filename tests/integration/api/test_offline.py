@@ -3,6 +3,8 @@ signing keys and their rotation (API.md §3, §7)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
@@ -330,10 +332,16 @@ def test_rotation_retires_the_old_key_and_old_files_keep_verifying(
         verify_certificate(old, [new_public_key], now=now)
 
 
-def test_rotating_the_response_secret_returns_the_new_secret_once(
-    client: CheckedClient, new_account: Callable[[], Account]
+def test_rotating_the_response_secret_signs_validations_with_the_new_one(
+    client: CheckedClient,
+    new_account: Callable[[], Account],
+    ledger: LedgerApplication,
+    config: Config,
 ) -> None:
     tenant = new_account().live
+    lic = offline_license(
+        ledger, tenant.tenant_id, pepper=config.pepper, master_key=config.master_key
+    )
     result = client.post(f"{SIGNING_KEYS}/rotate", key=tenant.api_key, json={"kind": "response"})
     assert result.status_code == 200, result.text
     secret = result.json["data"]["signingKey"]
@@ -341,3 +349,12 @@ def test_rotating_the_response_secret_returns_the_new_secret_once(
     assert secret != tenant.signing_key
     keys = client.get(SIGNING_KEYS, key=tenant.api_key).json["data"]
     assert [k["status"] for k in keys] == ["active"]  # the Ed25519 key did not change
+    validated = client.post(
+        "/api/v1/licenses/validate-key", json={"key": lic.key, "fingerprint": lic.fingerprint}
+    )
+    assert validated.json["data"]["valid"] is True
+    timestamp = validated.headers["X-Signature-Timestamp"]
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + validated.content, hashlib.sha256
+    ).hexdigest()
+    assert validated.headers["X-Signature"] == expected

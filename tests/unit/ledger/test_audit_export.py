@@ -7,6 +7,8 @@ import base64
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 from uuid import uuid4
 
@@ -14,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
+from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from ledger.audit.export import ExportInvalidError
@@ -129,3 +132,14 @@ def test_a_head_signed_by_another_key_fails() -> None:
     )
     with pytest.raises(HeadSignatureError, match="does not match"):
         verify_head(disguised, PUBLIC_KEY)
+
+
+def test_the_head_check_shown_in_docs_audit_md_works() -> None:
+    text = (Path(__file__).parents[3] / "docs" / "audit.md").read_text(encoding="utf-8")
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    head = _head(2, _log(2)[-1].hash).document()
+    namespace["verify_head"](head, PUBLIC_KEY)
+    with pytest.raises(BadSignatureError):
+        namespace["verify_head"]({**head, "position": 3}, PUBLIC_KEY)

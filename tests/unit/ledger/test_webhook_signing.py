@@ -23,8 +23,13 @@ MESSAGE_ID = "evt_" + "ab" * 16
 
 def envelope(data: dict[str, object]) -> bytes:
     return orjson.dumps(
-        {"id": MESSAGE_ID, "type": "license.created", "createdAt": "2026-01-15T10:30:00.000Z",
-         "sequence": 1, "data": data}  # fmt: skip
+        {
+            "id": MESSAGE_ID,
+            "type": "license.created",
+            "createdAt": "2026-01-15T10:30:00.000Z",
+            "sequence": 1,
+            "data": data,
+        }  # fmt: skip
     )
 
 

@@ -30,8 +30,14 @@ def test_http_and_https_urls_are_well_formed(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/", "file:///etc/passwd", "https:///nohost", "example.com/hook",
-     "http://example.com:99999/", "https://" + "a" * 2100 + ".com/"],  # fmt: skip
+    [
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "https:///nohost",
+        "example.com/hook",
+        "http://example.com:99999/",
+        "https://" + "a" * 2100 + ".com/",
+    ],  # fmt: skip
 )
 def test_other_urls_are_refused(url: str) -> None:
     assert url_format_problem(url) is not None
@@ -39,10 +45,22 @@ def test_other_urls_are_refused(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1/", "http://10.0.0.1/", "http://172.16.5.4/", "http://192.168.1.1/",
-     "http://169.254.169.254/", "http://[::1]/", "http://[fe80::1]/", "http://[fc00::1]/",
-     "http://0.0.0.0/", "http://100.64.0.1/", "http://224.0.0.1/", "http://localhost:3000/",
-     "http://api.localhost/", "http://[::ffff:10.0.0.1]/"],  # fmt: skip
+    [
+        "http://127.0.0.1/",
+        "http://10.0.0.1/",
+        "http://172.16.5.4/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://[fc00::1]/",
+        "http://0.0.0.0/",
+        "http://100.64.0.1/",
+        "http://224.0.0.1/",
+        "http://localhost:3000/",
+        "http://api.localhost/",
+        "http://[::ffff:10.0.0.1]/",
+    ],  # fmt: skip
 )
 def test_private_loopback_and_link_local_literals_are_refused(url: str) -> None:
     assert destination_problem(url, allow_private=False, resolve=resolver()) is not None
