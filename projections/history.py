@@ -100,10 +100,12 @@ def license_history(
 ) -> EventPage:
     """The license stream (machines, checkouts and usage included) and its validations,
     oldest first, after position `after`."""
-    # Two index scans merged in position order (an OR would defeat both indexes).
+    # Two index scans merged in position order (an OR would defeat both indexes). In one
+    # stream, version order is position order: ordering by version walks the stream's
+    # own index instead of the whole tenant's log.
     rows = curs.execute(
         f"(SELECT {_COLUMNS} FROM events WHERE tenant_id = %(t)s AND stream_id = %(l)s"  # noqa: S608
-        "   AND position > %(after)s ORDER BY position LIMIT %(n)s)"
+        "   AND position > %(after)s ORDER BY version LIMIT %(n)s)"
         f" UNION ALL (SELECT {_COLUMNS} FROM events WHERE tenant_id = %(t)s"
         "   AND stream_type = 'validation' AND data->>'license_id' = %(ls)s"
         "   AND position > %(after)s ORDER BY position LIMIT %(n)s)"

@@ -34,6 +34,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from psycopg.types.json import set_json_loads
 
 from ledger.application import STREAMS
@@ -124,8 +125,9 @@ class Rebuild:
         touched = (name for m in models for name in m.touches)
         self._copied = [n for n in dict.fromkeys(touched) if n not in owned_names]
         self._shadowed = [*dict.fromkeys(t.name for t in self._owned), *self._copied]
-        # jsonb arrives as dicts either way; orjson is what makes a replay keep up.
+        # JSON either way; orjson is what lets a replay keep up with the read.
         set_json_loads(orjson.loads, conn)
+        set_json_dumps(orjson.dumps, conn)
 
     def run(self, tenants: Sequence[TenantHead] | None = None) -> RebuildReport:
         conn = self._conn

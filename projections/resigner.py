@@ -33,6 +33,9 @@ POLICY_TRIGGERS: Final = frozenset(
     {"policy.updated", "policy.entitlements_attached", "policy.entitlements_detached"}
 )
 KEY_ROTATED: Final = "environment.signing_key_rotated"
+# A checkout signed with a key that is no longer active (it raced a rotation the
+# re-signer had already handled) is re-signed too.
+CHECKED_OUT: Final = "license.checked_out"
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,15 @@ class Triggers:
     licenses: set[UUID] = field(default_factory=set)
     policies: set[UUID] = field(default_factory=set)
     key_rotated: bool = False
+    # License -> the kids its new checkouts were signed with.
+    checkout_kids: dict[UUID, set[str]] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
-        return bool(self.licenses or self.policies or self.key_rotated)
+        return bool(self.licenses or self.policies or self.key_rotated or self.checkout_kids)
+
+    def signed_with_other_than(self, kid: str | None) -> set[UUID]:
+        return {lic for lic, kids in self.checkout_kids.items() if kids - {kid}}
 
 
 def tenants_behind(curs: Cursor[DictRow], limit: int) -> list[Behind]:
@@ -66,9 +74,10 @@ def tenants_behind(curs: Cursor[DictRow], limit: int) -> list[Behind]:
 def read_triggers(curs: Cursor[DictRow], *, after: int, limit: int) -> Triggers | None:
     """The next `limit` events of the tenant set on `curs`; None when there are none."""
     rows = curs.execute(
-        "SELECT position, stream_id, event_type FROM events"
+        "SELECT position, stream_id, event_type,"
+        " CASE WHEN event_type = %s THEN data->>'kid' END AS kid FROM events"
         " WHERE tenant_id = current_tenant() AND position > %s ORDER BY position LIMIT %s",
-        (after, limit),
+        (CHECKED_OUT, after, limit),
         prepare=True,
     ).fetchall()
     if not rows:
@@ -82,6 +91,8 @@ def read_triggers(curs: Cursor[DictRow], *, after: int, limit: int) -> Triggers 
             triggers.policies.add(row["stream_id"])
         elif event_type == KEY_ROTATED:
             triggers.key_rotated = True
+        elif event_type == CHECKED_OUT and row["kid"] is not None:
+            triggers.checkout_kids.setdefault(row["stream_id"], set()).add(row["kid"])
     return triggers
 
 

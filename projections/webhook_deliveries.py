@@ -44,6 +44,7 @@ class Claimed:
     tenant_id: UUID
     id: UUID
     endpoint_id: UUID
+    order_key: UUID
     message_id: str
     body: bytes
     attempt: int
@@ -78,6 +79,7 @@ WITH heads AS MATERIALIZED (
         d.id, d.endpoint_id, d.seq, d.state, d.next_attempt_at, d.lease_until
     FROM webhook_deliveries d
     WHERE d.tenant_id = %(tenant)s AND d.state IN ('pending', 'in_flight')
+      AND (%(endpoint)s::uuid IS NULL OR (d.endpoint_id = %(endpoint)s AND d.order_key = %(key)s))
     ORDER BY d.endpoint_id, d.order_key, d.seq
 ), due AS MATERIALIZED (
     SELECT h.id FROM heads h
@@ -99,28 +101,40 @@ WITH heads AS MATERIALIZED (
         lease_until = now() + make_interval(secs => %(lease)s), claim_token = %(token)s,
         updated_at = now()
     FROM candidates c WHERE d.tenant_id = %(tenant)s AND d.id = c.id
-    RETURNING d.id, d.endpoint_id, d.message_id, d.body, d.attempts
+    RETURNING d.id, d.endpoint_id, d.order_key, d.message_id, d.body, d.attempts
 ), started AS (
     INSERT INTO webhook_attempts (tenant_id, delivery_id, number)
     SELECT %(tenant)s, id, attempts FROM claimed
 )
-SELECT c.id, c.endpoint_id, c.message_id, c.body, c.attempts, w.url, w.encrypted_secret
+SELECT c.id, c.endpoint_id, c.order_key, c.message_id, c.body, c.attempts, w.url, w.encrypted_secret
 FROM claimed c JOIN webhook_endpoints w ON w.tenant_id = %(tenant)s AND w.id = c.endpoint_id
 """
 
 
 def claim(
-    curs: Cursor[DictRow], tenant_id: UUID, *, limit: int, lease_seconds: float, token: UUID
+    curs: Cursor[DictRow],
+    tenant_id: UUID,
+    *,
+    limit: int,
+    lease_seconds: float,
+    token: UUID,
+    queue: tuple[UUID, UUID] | None = None,
 ) -> list[Claimed]:
-    """Claim up to `limit` due deliveries of the tenant (commit before sending)."""
-    rows = curs.execute(
-        _CLAIM, {"tenant": tenant_id, "limit": limit, "lease": lease_seconds, "token": token}
-    ).fetchall()
+    """Claim up to `limit` due deliveries of the tenant (commit before sending).
+
+    `queue` = (endpoint, order key) limits the claim to that one queue: the next
+    delivery of a license right after its predecessor was recorded.
+    """
+    endpoint, key = queue if queue is not None else (None, None)
+    params = {"tenant": tenant_id, "limit": limit, "lease": lease_seconds, "token": token,
+              "endpoint": endpoint, "key": key}  # fmt: skip
+    rows = curs.execute(_CLAIM, params).fetchall()
     return [
         Claimed(
             tenant_id=tenant_id,
             id=r["id"],
             endpoint_id=r["endpoint_id"],
+            order_key=r["order_key"],
             message_id=r["message_id"],
             body=bytes(r["body"]),
             attempt=int(r["attempts"]),

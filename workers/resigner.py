@@ -1,10 +1,11 @@
 """The re-signer: keeps every unexpired checkout's offline file current (API.md §7).
 
 A tailing consumer of each tenant's log. For each batch of new events it collects what
-can change a file (license changes, policy changes, a key rotation; see
-projections/resigner.py), finds the licenses concerned that have unexpired checkouts,
-and runs `regenerate_files` on each: a file whose content (apart from its issue time)
-would not change is left alone, so the effect converges and is idempotent.
+can change a file (license changes, policy changes, a key rotation, a checkout signed
+with a key that is no longer active; see projections/resigner.py), finds the licenses
+concerned that have unexpired checkouts, and runs `regenerate_files` on each: a file
+whose content (apart from its issue time) would not change is left alone, so the effect
+converges and is idempotent.
 
 Why the log rather than a job table filled by the projections: the triggers come from
 three streams (license, policy, environment) owned by other read models, and the hot
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
@@ -33,6 +35,8 @@ from ledger.application import LedgerApplication
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
 from ledger.commands.checkouts import regenerate_files
+from ledger.domain.errors import DomainError
+from projections.offline import active_signing_key
 from projections.offline import licenses_with_unexpired_checkouts
 from projections.resigner import Triggers
 from projections.resigner import read_triggers
@@ -93,13 +97,20 @@ class Resigner:
         advanced = False
         for index, license_id in enumerate(licenses):
             last = index == len(licenses) - 1
-            regenerated = regenerate_files(
-                self._ledger,
-                ctx,
-                license_id,
-                master_key=self._master_key,
-                also=advance if last else None,
-            )
+            try:
+                regenerated = regenerate_files(
+                    self._ledger,
+                    ctx,
+                    license_id,
+                    master_key=self._master_key,
+                    also=advance if last else None,
+                )
+            except (DomainError, InvalidTag, ValueError):
+                # This license's files cannot be re-issued (e.g. a key that no longer
+                # opens): skip it rather than stall the tenant. Database errors are not
+                # caught: the batch is retried on the next pass.
+                _log.exception("could not re-sign", extra={"license": str(license_id)})
+                regenerated = 0
             advanced = last and regenerated > 0
             if regenerated:
                 where = {"tenant": str(tenant_id), "license": str(license_id)}
@@ -112,15 +123,16 @@ class Resigner:
     @staticmethod
     def _licenses(curs: Cursor[DictRow], triggers: Triggers, now: datetime) -> list[UUID]:
         if triggers.key_rotated:
-            found = licenses_with_unexpired_checkouts(curs, now=now)
-        else:
-            found = licenses_with_unexpired_checkouts(
-                curs, now=now, license_ids=sorted(triggers.licenses)
+            return sorted(licenses_with_unexpired_checkouts(curs, now=now))
+        active = active_signing_key(curs)
+        candidates = triggers.licenses | triggers.signed_with_other_than(
+            None if active is None else active.kid
+        )
+        found = licenses_with_unexpired_checkouts(curs, now=now, license_ids=sorted(candidates))
+        if triggers.policies:
+            found += licenses_with_unexpired_checkouts(
+                curs, now=now, policy_ids=sorted(triggers.policies)
             )
-            if triggers.policies:
-                found += licenses_with_unexpired_checkouts(
-                    curs, now=now, policy_ids=sorted(triggers.policies)
-                )
         return sorted(set(found))
 
 

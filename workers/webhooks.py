@@ -50,6 +50,10 @@ from workers.webhook_settings import WebhookSettings
 
 _log = logging.getLogger(__name__)
 DUE_TENANTS_PER_PASS = 50
+# How many deliveries of one license a sending slot takes in a row before it is given
+# back, so a long queue cannot keep a slot from other licenses for ever.
+CHAIN_LIMIT = 20
+POOL_SIZE = 4
 SYSTEM_ACTOR = Actor("system", "webhooks")
 
 
@@ -160,8 +164,13 @@ class WebhookLoop:
         return claimed_total
 
     def _deliver(self, delivery: Claimed) -> None:
+        """Send, then keep the slot for the license's next delivery if it is due now."""
+        current: Claimed | None = delivery
+        budget = CHAIN_LIMIT
         try:
-            self._attempt(delivery)
+            while current is not None:
+                budget -= 1
+                current = self._attempt(current, may_continue=budget > 0)
         except Exception:  # one delivery's trouble must not stop the loop; the lease retries
             _log.exception("webhook attempt failed", extra={"delivery": str(delivery.id)})
         finally:
@@ -169,7 +178,8 @@ class WebhookLoop:
                 self._busy -= 1
             self._wake()
 
-    def _attempt(self, delivery: Claimed) -> None:
+    def _attempt(self, delivery: Claimed, *, may_continue: bool) -> Claimed | None:
+        """One attempt; returns the queue's next delivery when it could be claimed at once."""
         secret = open_secret(
             self._settings.master_key,
             delivery.tenant_id,
@@ -185,13 +195,26 @@ class WebhookLoop:
             jitter=self._jitter(),
             retry_scale=self._settings.retry_scale,
         )
+        following: list[Claimed] = []
         with self._app.reading(delivery.tenant_id) as curs:
             kept = record_attempt(curs, delivery, result)
+            if kept and may_continue and result.state == "delivered":
+                # The queue's head just moved: claim its next delivery in the same
+                # transaction instead of waiting for a pass of the loop.
+                following = claim(
+                    curs,
+                    delivery.tenant_id,
+                    limit=1,
+                    lease_seconds=self._settings.lease_seconds,
+                    token=uuid4(),
+                    queue=(delivery.endpoint_id, delivery.order_key),
+                )
         if not kept:
             _log.warning("lease lost before the outcome was recorded",
                          extra={"delivery": str(delivery.id)})  # fmt: skip
         if outcome.status == 410:
             self._disable(delivery)
+        return following[0] if following else None
 
     def _disable(self, delivery: Claimed) -> None:
         ctx = CommandContext(delivery.tenant_id, SYSTEM_ACTOR, self._clock())
@@ -206,10 +229,8 @@ class WebhookLoop:
 def webhook_loops(
     database_url: str, *, master_key: bytes, environ: Mapping[str, str]
 ) -> list[WebhookLoop]:
-    """The webhook loop with its own pool: one connection per sending slot, plus the
-    consumer's transaction and the aggregate reads it renders from."""
+    """The webhook loop with its own small pool: sending threads hold a connection only
+    for their short record/claim transactions, never during the HTTP request."""
     settings = WebhookSettings.from_env(environ, master_key=master_key)
-    app = LedgerApplication(
-        database_url, pool_size=settings.concurrency + 3, projector=InlineProjections()
-    )
+    app = LedgerApplication(database_url, pool_size=POOL_SIZE, projector=InlineProjections())
     return [WebhookLoop(app, settings, listen_url=database_url)]

@@ -13,7 +13,10 @@
 --       ids and positions, nothing of any row), as a NOLOGIN role whose only reach is a
 --       SELECT policy on the two columns it reads (RLS is forced on log_heads, so even
 --       its owner sees nothing without a policy).
--- Compatibility: additive; old code ignores these tables and the function.
+-- Compatibility: additive; old code ignores these tables and the function. Environments
+--       created before this migration get their signing_keys rows with
+--       `licentric projections rebuild --name signing_keys` (until then checkouts load the
+--       environment from its stream, and GET /signing-keys lists nothing).
 
 CREATE TABLE offline_checkouts (
     tenant_id  uuid        NOT NULL,

@@ -62,9 +62,6 @@ class FileContent:
     expires_at: datetime
     digest: str  # what the file says apart from when it was issued
 
-    def same_as(self, digest: str | None) -> bool:
-        return digest == self.digest
-
 
 def bound_machine(license_: License, checkout: Checkout) -> Machine | None:
     if checkout.fingerprint is None:

@@ -149,21 +149,3 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-
-def worker_pids(server: Server) -> list[int]:
-    """The gunicorn worker processes under `server` (for the profiler)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    pids, frontier = [], [server.process.pid]
-    while frontier:
-        pid = frontier.pop()
-        kids = children.get(pid, [])
-        if not kids and pid != server.process.pid:
-            pids.append(pid)  # leaves: workers (the arbiter has children)
-        frontier.extend(kids)
-    return sorted(pids)

@@ -40,11 +40,11 @@ from ledger.commands import webhooks
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
 from ledger.commands.base import change
-from ledger.domain.license import License
 from ledger.domain.codes import EnvironmentName
+from ledger.domain.license import License
 from tests.support.webhooks import Behaviour
-from tests.support.webhooks import Receiver
 from tests.support.webhooks import Received
+from tests.support.webhooks import Receiver
 from tests.support.webhooks import running_receiver
 from tests.support.webhooks import running_workers
 from tests.support.webhooks import start_worker
@@ -57,7 +57,7 @@ LICENSES = 50
 CHANGES_PER_LICENSE = 40  # license.created + 39 changes
 CHANGES_PER_COMMAND = 10
 FAST_RETRIES = {
-    "LICENTRIC_WEBHOOK_RETRY_SCALE": "0.0002",  # 1 ms, 60 ms, 0.36 s, 1.4 s, 3.6 s, ...
+    "LICENTRIC_WEBHOOK_RETRY_SCALE": "0.0001",  # 0.5 ms, 30 ms, 0.18 s, 0.7 s, 1.8 s, ...
     "LICENTRIC_WEBHOOK_TIMEOUT": "1",
     "LICENTRIC_WEBHOOK_LEASE_SECONDS": "3",
 }
@@ -125,17 +125,20 @@ class Tenant:
         steps = list(range(1, CHANGES_PER_LICENSE))
         for first in range(0, len(steps), CHANGES_PER_COMMAND):
             ctx = self.ctx()
+            at = ctx.at
 
             def decide(
-                license_: License, chunk: list[int] = steps[first : first + CHANGES_PER_COMMAND]
+                license_: License,
+                chunk: list[int] = steps[first : first + CHANGES_PER_COMMAND],
+                at: datetime = at,
             ) -> None:
                 for n in chunk:
                     if n % 3 == 1:
-                        license_.suspend(at=ctx.at)
+                        license_.suspend(at=at)
                     elif n % 3 == 2:
-                        license_.reinstate(at=ctx.at)
+                        license_.reinstate(at=at)
                     else:
-                        license_.update(name=f"v{n}", at=ctx.at)
+                        license_.update(name=f"v{n}", at=at)
 
             change(self.ledger, ctx, License, license_id, decide)
 
@@ -206,7 +209,8 @@ def test_every_event_arrives_in_order_through_failures_and_timeouts(
 ) -> None:
     flaky = Behaviour(fail_share=0.25, sleep_share=0.05, sleep_seconds=1.5)
     tenant = Tenant(ledger, receiver, flaky)
-    env = worker_env(database, MASTER_KEY, **FAST_RETRIES)
+    # More slots than the default: 5 % of attempts hold theirs for a whole timeout.
+    env = worker_env(database, MASTER_KEY, LICENTRIC_WEBHOOK_CONCURRENCY="32", **FAST_RETRIES)
     with running_workers(env, tmp_path):
         tenant.generate().join()
         wait_for(everything_arrived(receiver, tenant), timeout=150)

@@ -10,6 +10,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+from uuid import uuid4
 
 import pytest
 from licentric import Licentric
@@ -18,6 +19,8 @@ from api.config import Config
 from ledger.application import LedgerApplication
 from ledger.commands import licenses
 from ledger.commands.base import change
+from ledger.commands.checkouts import checkout_license
+from ledger.commands.signing_keys import rotate_signing_key
 from ledger.domain.policy import Policy
 from ledger.offline.certificate import verify_certificate
 from tests.integration.api.conftest import Account
@@ -195,3 +198,24 @@ def test_a_key_rotation_re_signs_every_unexpired_checkout_with_the_new_key(
         assert Licentric.verify_offline(item["certificate"].encode(), rotated["publicKey"]).valid
         # Files issued before the rotation still verify with the retired key.
         assert Licentric.verify_offline(before.encode(), tenant.public_key).valid
+
+
+def test_a_checkout_that_raced_a_rotation_is_re_signed_with_the_new_key(
+    client: CheckedClient,
+    ledger: LedgerApplication,
+    config: Config,
+    tenant: Tenant,
+    resigner: Resigner,
+) -> None:
+    lic = make(ledger, config, tenant)
+    ctx = context(tenant.tenant_id)
+    rotated = rotate_signing_key(ledger, ctx, master_key=config.master_key)
+    resigner.run_once()  # the rotation is handled before the late checkout commits
+    late = checkout_license(
+        ledger, ctx, lic.license_id, checkout_id=uuid4(), fingerprint=lic.fingerprint,
+        ttl=86400, encrypt=False, master_key=config.master_key, pepper=config.pepper,
+        signing_key=rotated.retired,  # read just before the rotation committed
+    )  # fmt: skip
+    [item] = published(client, tenant, lic, resigner, [late.certificate])
+    assert item["kid"] == rotated.active.kid
+    assert Licentric.verify_offline(item["certificate"].encode(), rotated.active.public_key).valid

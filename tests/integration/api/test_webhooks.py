@@ -8,6 +8,7 @@ and stay pending, which is what the management endpoints need to be checked.
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 from uuid import UUID
 
@@ -251,3 +252,36 @@ def test_redeliver_and_recover_queue_copies_in_order(
     assert [d["id"] for d in page.json["data"] + rest] == [d["id"] for d in log]
     body = orjson.dumps(log[0]["payload"])
     assert b" " not in body  # compact
+
+
+def test_concurrent_consumers_create_each_delivery_exactly_once(
+    client: CheckedClient, new_account: Any, ledger: LedgerApplication
+) -> None:
+    account = new_account()
+    key = account.live.api_key
+    tenant = UUID(account.live.tenant_id)
+    hooks = [new_webhook(client, key, events=["product.*"]) for _ in range(2)]
+    products = [new_product(client, key) for _ in range(30)]
+    outbox = WebhookOutbox(ledger, batch=7)
+
+    def drain() -> None:
+        while outbox.consume(tenant) or tenant in outbox.tenants_behind():
+            pass
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with ledger.reading(tenant) as curs:
+        rows = curs.execute(
+            "SELECT endpoint_id, message_id, seq FROM webhook_deliveries ORDER BY seq"
+        ).fetchall()
+        head = curs.execute("SELECT position FROM webhook_outbox_heads").fetchone()
+        log = curs.execute("SELECT position FROM log_heads").fetchone()
+    pairs = [(r["endpoint_id"], r["message_id"]) for r in rows]
+    assert len(pairs) == len(set(pairs)) == 2 * len(products)
+    assert {str(e) for e, _ in pairs} == {h["id"] for h in hooks}
+    assert head is not None
+    assert log is not None
+    assert head["position"] == log["position"]

@@ -12,7 +12,9 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
+from api.cli import cli
 from ledger.application import LedgerApplication
 from ledger.audit.auditor import TenantHead
 from ledger.audit.auditor import auditor_role
@@ -131,3 +133,31 @@ def test_verification_while_commands_append_finds_no_difference(
     finally:
         stop.set()
         writer.join()
+
+
+def test_the_cli_verifies_and_repairs(
+    database: str, owner: psycopg.Connection[Any], world: World, tmp_path: Any
+) -> None:
+    runner = CliRunner(env={"DATABASE_URL": database, "LICENTRIC_DATA_DIR": str(tmp_path)})
+    account = ["--account", str(world.account_id)]
+    clean = runner.invoke(cli, ["projections", "rebuild", "--verify", *account])
+    assert clean.exit_code == 0, clean.output
+    assert "0 difference(s)" in clean.output
+
+    with _as_owner_in(owner, world.tenant_id) as curs:
+        curs.execute("UPDATE policies SET doc = doc || '{\"maxMachines\": 99}'")
+    dirty = runner.invoke(
+        cli, ["projections", "rebuild", "--verify", "--name", "policies", *account]
+    )
+    assert dirty.exit_code == 1
+    assert "different" in dirty.output
+    assert "policies" in dirty.output
+
+    repaired = runner.invoke(cli, ["projections", "rebuild", "--name", "policies", *account])
+    assert repaired.exit_code == 0, repaired.output
+    again = runner.invoke(cli, ["projections", "rebuild", "--verify", *account])
+    assert again.exit_code == 0, again.output
+
+    unknown = runner.invoke(cli, ["projections", "rebuild", "--name", "nope"])
+    assert unknown.exit_code == 2
+    assert "unknown read model" in unknown.output

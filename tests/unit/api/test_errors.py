@@ -156,7 +156,10 @@ def test_unexpected_error_is_internal_and_logs_no_secrets(
     failing.error = RuntimeError("boom")
     with caplog.at_level(logging.ERROR):
         result = client.simulate_get(
-            "/fail", headers={"Authorization": "Bearer lk_live_SECRET"}, body=b"BODYSECRET"
+            "/fail",
+            headers={"Authorization": "Bearer lk_live_SECRET"},
+            body=b"BODYSECRET",
+            content_type="application/json",  # a body without a type is refused first
         )
 
     body = assert_envelope(result, 500, "INTERNAL")

@@ -20,8 +20,17 @@ NOW = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
 def test_schedule_is_the_documented_one() -> None:
     hours = 3600
-    assert RETRY_DELAYS == (5, 300, 1800, 2 * hours, 5 * hours, 10 * hours, 14 * hours,
-                            20 * hours, 24 * hours)  # fmt: skip
+    assert (
+        5,
+        300,
+        1800,
+        2 * hours,
+        5 * hours,
+        10 * hours,
+        14 * hours,
+        20 * hours,
+        24 * hours,
+    ) == RETRY_DELAYS
     assert MAX_ATTEMPTS == 10
 
 

@@ -29,7 +29,7 @@ def envelope(data: dict[str, object]) -> bytes:
             "createdAt": "2026-01-15T10:30:00.000Z",
             "sequence": 1,
             "data": data,
-        }  # fmt: skip
+        }
     )
 
 

@@ -37,7 +37,7 @@ def test_http_and_https_urls_are_well_formed(url: str) -> None:
         "example.com/hook",
         "http://example.com:99999/",
         "https://" + "a" * 2100 + ".com/",
-    ],  # fmt: skip
+    ],
 )
 def test_other_urls_are_refused(url: str) -> None:
     assert url_format_problem(url) is not None
@@ -60,7 +60,7 @@ def test_other_urls_are_refused(url: str) -> None:
         "http://localhost:3000/",
         "http://api.localhost/",
         "http://[::ffff:10.0.0.1]/",
-    ],  # fmt: skip
+    ],
 )
 def test_private_loopback_and_link_local_literals_are_refused(url: str) -> None:
     assert destination_problem(url, allow_private=False, resolve=resolver()) is not None
