@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
@@ -44,7 +46,10 @@ from ledger.store.mapper import EventNames
 from ledger.store.replay import replay
 from projections import read_models
 from projections.rebuild import DEFAULT_BATCH
+from projections.rebuild import RebuildReport
 from projections.rebuild import rebuild
+from projections.rebuild_jobs import RebuildJobFailedError
+from projections.rebuild_jobs import rebuild_in_parallel
 
 _ENVIRONMENTS = click.Choice(["live", "test"])
 _SHOWN_DIFFERENCES = 20
@@ -78,6 +83,29 @@ def _owner_connection() -> Iterator[psycopg.Connection[Any]]:
         raise click.ClickException(f"cannot connect to the database: {exc}") from exc
     with conn:
         yield conn
+
+
+def _in_parallel(
+    *,
+    names: Sequence[str],
+    verify: bool,
+    heads: list[TenantHead],
+    jobs: int,
+    batch: int,
+    on_progress: Callable[[int], None],
+) -> RebuildReport:
+    try:
+        return rebuild_in_parallel(
+            _owner_url(),
+            names,
+            verify=verify,
+            tenants=heads,
+            jobs=jobs,
+            batch=batch,
+            on_progress=on_progress,
+        )
+    except RebuildJobFailedError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _tenants(
@@ -237,8 +265,21 @@ def projections() -> None:
     show_default=True,
     help="Events per transaction.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes rebuilding environments side by side.",
+)
 def projections_rebuild(
-    names: tuple[str, ...], verify: bool, account: UUID | None, environment: str | None, batch: int
+    *,
+    names: tuple[str, ...],
+    verify: bool,
+    account: UUID | None,
+    environment: str | None,
+    batch: int,
+    jobs: int,
 ) -> None:
     """Replay every stream and rewrite the inline read models from it.
 
@@ -253,9 +294,19 @@ def projections_rebuild(
         heads = _tenants(conn, account, environment)
         label = "verifying" if verify else "rebuilding"
         with _bar(sum(h.position for h in heads), label) as bar:
-            report = rebuild(
-                conn, models, verify=verify, tenants=heads, batch=batch, on_progress=bar.update
-            )
+            if jobs == 1:
+                report = rebuild(
+                    conn, models, verify=verify, tenants=heads, batch=batch, on_progress=bar.update
+                )
+            else:
+                report = _in_parallel(
+                    names=names,
+                    verify=verify,
+                    heads=heads,
+                    jobs=jobs,
+                    batch=batch,
+                    on_progress=bar.update,
+                )
     names_shown = ", ".join(m.name for m in models)
     click.echo(f"{names_shown}: {report.tenants} environment(s), {report.events} events replayed")
     if not verify:

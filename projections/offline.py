@@ -53,7 +53,7 @@ def checkout_document(license_id: UUID, checkout: Checkout) -> dict[str, Any]:
 def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -> None:
     if not license_.checkout_count:
         return
-    live = [] if license_.deleted else license_.checkouts(license_.modified_on)
+    live = {} if license_.deleted else license_.file_digests(license_.modified_on)
     stored = {
         row["id"]: row["file_digest"]
         for row in curs.execute(
@@ -65,7 +65,7 @@ def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: 
     }
     # A file is never re-issued with the same content (ledger.commands.checkouts), so an
     # unchanged digest is an unchanged row.
-    changed = [c for c in live if c.id not in stored or stored[c.id] != _digest(c)]
+    changed = [license_.checkout(i) for i, digest in live.items() if stored.get(i, "") != digest]
     if changed:
         curs.executemany(
             "INSERT INTO offline_checkouts"
@@ -80,22 +80,18 @@ def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: 
                     license_.id,
                     c.issued_at,
                     c.expires_at,
-                    _digest(c),
+                    live[c.id],
                     Jsonb(checkout_document(license_.id, c)),
                 )
                 for c in changed
             ],
         )
-    gone = set(stored) - {c.id for c in live}
+    gone = set(stored) - set(live)
     if gone:
         curs.execute(
             "DELETE FROM offline_checkouts WHERE tenant_id = %s AND id = ANY(%s)",
             (tenant_id, sorted(gone)),
         )
-
-
-def _digest(checkout: Checkout) -> str | None:
-    return None if checkout.file is None else checkout.file.digest
 
 
 def project_signing_keys(curs: Cursor[DictRow], tenant_id: UUID, env: Environment) -> None:

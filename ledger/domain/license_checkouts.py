@@ -88,6 +88,16 @@ class LicenseCheckouts(LicenseMachines):
         moment = to_iso(now)
         return [_view(c) for c in self._checkouts.values() if c["expires_at"] > moment]
 
+    def file_digests(self, now: datetime) -> dict[UUID, str | None]:
+        """Checkouts unexpired at `now` -> the digest of their current file: what a read
+        model compares to find the few rows a save changed, without building views."""
+        moment = to_iso(now)
+        return {
+            UUID(checkout_id): None if c["file"] is None else c["file"]["digest"]
+            for checkout_id, c in self._checkouts.items()
+            if c["expires_at"] > moment
+        }
+
     @property
     def checkout_count(self) -> int:
         """How many checkouts the license has ever had."""

@@ -12,6 +12,7 @@ disposable cache, never part of the ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -199,19 +200,30 @@ def domain_event_of(
     and by replays that read rows directly (rebuilds, the auditor's tools).
     """
     try:
-        event_class = EventNames.replay_class_of(name)
+        event_class, to_version, created_topic = _decoding(name)
     except KeyError as e:
         msg = f"cannot decode stored event {name!r}: {e}"
         raise MapperDeserialisationError(msg) from e
-    to_version = getattr(event_class, "class_version", 1)
     while schema_version < to_version:
         getattr(event_class, f"upcast_v{schema_version}_v{schema_version + 1}")(data)
         schema_version += 1
     data["originator_id"] = originator_id
     data["originator_version"] = originator_version
     data["timestamp"] = timestamp
-    if issubclass(event_class, AggregateCreated):
-        data["originator_topic"] = get_topic(EventNames.aggregate_of(event_class))
+    if created_topic is not None:
+        data["originator_topic"] = created_topic
     domain_event: DomainEventProtocol[UUID] = object.__new__(event_class)
     object.__setattr__(domain_event, "__dict__", data)
     return domain_event
+
+
+@functools.cache
+def _decoding(name: str) -> tuple[type, int, str | None]:
+    """Per stable name: the class that applies it, its schema version, and (for created
+    events) its aggregate's topic. Cached: replays decode millions of rows of a few dozen
+    names. (An unknown name raises KeyError, which is not cached.)"""
+    event_class = EventNames.replay_class_of(name)
+    topic = None
+    if issubclass(event_class, AggregateCreated):
+        topic = get_topic(EventNames.aggregate_of(event_class))
+    return event_class, getattr(event_class, "class_version", 1), topic

@@ -15,8 +15,10 @@ sends for `--seconds`:
                 load license + policy + environment, render, decrypt the seed, sign
                 Ed25519, append `license.checked_out` and project, in one transaction.
 
-Prints requests/s of each (median of the trials) and checkout / validate-key. Client and
-server share the machine: trust the ratio more than the absolutes.
+Prints, for each, requests/s and the server's CPU time per request (gunicorn processes
+plus their Postgres backends, from /proc: it does not move with whatever else the
+machine runs), medians of the trials, and checkout / validate-key by both measures.
+Client and server share the machine: trust the ratios more than the absolutes.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ import base64
 import http.client
 import itertools
 import multiprocessing as mp
+import os
 import secrets
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -96,14 +100,82 @@ def _client(
     out.put((done, failed))
 
 
+@dataclass(frozen=True)
+class Phase:
+    rate: float  # successful requests per second
+    app_ms: float  # CPU per request of the server's processes (CLI, gunicorn)
+    db_ms: float  # CPU per request of their Postgres backends
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.app_ms + self.db_ms
+
+
+class ServerCpu:
+    """CPU time used by the server's processes (its session: the CLI and gunicorn) and by
+    the Postgres backends connected to the bench database, from /proc. Unlike req/s, it
+    does not move with whatever else the machine is running."""
+
+    def __init__(self, session_id: int, database_url: str) -> None:
+        self._session_id = session_id
+        self._admin = psycopg.connect(database_url, autocommit=True)
+        self._database = self._admin.info.dbname
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def _pids(self) -> tuple[list[int], list[int]]:
+        rows = self._admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self._database,),
+        ).fetchall()
+        backends = [int(r[0]) for r in rows]
+        session = [
+            p for p in _all_pids() if _stat(p) is not None and int(_stat(p)[3]) == self._session_id
+        ]
+        return session, backends
+
+    def seconds(self) -> tuple[float, float]:
+        """(app processes, database backends) CPU seconds so far."""
+        return self._sum(self._pids()[0]), self._sum(self._pids()[1])
+
+    def _sum(self, pids: list[int]) -> float:
+        total = 0
+        for pid in pids:
+            fields = _stat(pid)
+            if fields is not None:
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / self._ticks
+
+    def close(self) -> None:
+        self._admin.close()
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat fields after the command name (field 3 onwards)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
 def _phase(
-    kind: str, base_url: str, api_key: str, pools: list[list[OfflineLicense]], seconds: float
-) -> float:
+    kind: str,
+    base_url: str,
+    api_key: str,
+    pools: list[list[OfflineLicense]],
+    seconds: float,
+    cpu: ServerCpu,
+) -> Phase:
     out: Any = mp.Queue()
     procs = [
         mp.Process(target=_client, args=(kind, base_url, api_key, pool, seconds, out))
         for pool in pools
     ]
+    cpu_before = cpu.seconds()
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -111,10 +183,17 @@ def _phase(
     for p in procs:
         p.join()
     elapsed = time.perf_counter() - started
+    cpu_after = cpu.seconds()
     failed = sum(f for _, f in results)
     if failed:
         print(f"  {kind}: {failed} non-200 answers")
-    return sum(d for d, _ in results) / elapsed
+    done = sum(d for d, _ in results)
+    per_request = 1000 / max(done, 1)
+    return Phase(
+        done / elapsed,
+        (cpu_after[0] - cpu_before[0]) * per_request,
+        (cpu_after[1] - cpu_before[1]) * per_request,
+    )
 
 
 def main() -> None:
@@ -168,19 +247,33 @@ def main() -> None:
             with running_server(
                 env, log_dir=Path(scratch), workers=args.workers, threads=args.threads
             ) as server:
-                _phase("validate", server.base_url, live.api_key, pools, 1.0)  # warm up
-                _phase("checkout", server.base_url, live.api_key, pools, 1.0)
-                rates: dict[str, list[float]] = {"validate": [], "checkout": []}
-                for trial in range(args.repeat):
-                    for kind in ("validate", "checkout"):
-                        rate = _phase(kind, server.base_url, live.api_key, pools, args.seconds)
-                        rates[kind].append(rate)
-                        print(f"trial {trial + 1}: {kind:<8} {rate:8.0f} req/s")
-        validate = statistics.median(rates["validate"])
-        checkout = statistics.median(rates["checkout"])
-        print(f"\nvalidate-key {validate:8.0f} req/s (median of {args.repeat})")
-        print(f"checkout     {checkout:8.0f} req/s")
-        print(f"ratio        {checkout / validate:8.1%}  (target >= 25 %)")
+                cpu = ServerCpu(server.process.pid, url)
+                phases: dict[str, list[Phase]] = {"validate": [], "checkout": []}
+                try:
+                    for kind in ("validate", "checkout"):  # warm up
+                        _phase(kind, server.base_url, live.api_key, pools, 1.0, cpu)
+                    for trial in range(args.repeat):
+                        for kind in ("validate", "checkout"):
+                            phase = _phase(
+                                kind, server.base_url, live.api_key, pools, args.seconds, cpu
+                            )
+                            phases[kind].append(phase)
+                            print(
+                                f"trial {trial + 1}: {kind:<8} {phase.rate:8.0f} req/s"
+                                f"  CPU/request: app {phase.app_ms:5.2f} ms,"
+                                f" database {phase.db_ms:5.2f} ms"
+                            )
+                finally:
+                    cpu.close()
+        rate = {k: statistics.median(p.rate for p in v) for k, v in phases.items()}
+        cost = {k: statistics.median(p.cpu_ms for p in v) for k, v in phases.items()}
+        print(f"\nmedians of {args.repeat} trials")
+        print(f"validate-key {rate['validate']:8.0f} req/s  {cost['validate']:6.2f} ms CPU/request")
+        print(f"checkout     {rate['checkout']:8.0f} req/s  {cost['checkout']:6.2f} ms CPU/request")
+        print(
+            f"ratio, req/s           {rate['checkout'] / rate['validate']:6.1%}  (target >= 25 %)"
+        )
+        print(f"ratio, CPU per request {cost['validate'] / cost['checkout']:6.1%}")
     finally:
         drop_database(url)
 

@@ -142,9 +142,13 @@ def test_every_delivery_verifies_and_carries_the_envelope(
     assert sequences == sorted(sequences)
     assert by_type["webhook.test"].data["id"] == hook["id"]
 
-    log = api.call("GET", f"/webhooks/{hook['id']}/deliveries", params={"limit": 100})
-    assert {d["status"] for d in log} == {"delivered"}
-    attempt = log[0]["attempts"][0]
+    def log() -> list[dict[str, Any]]:
+        return list(api.call("GET", f"/webhooks/{hook['id']}/deliveries", params={"limit": 100}))
+
+    # The receiver answers before the worker records the outcome.
+    wait_for(lambda: {d["status"] for d in log()} == {"delivered"}, timeout=30)
+    assert len(log()) == len(expected)
+    attempt = log()[0]["attempts"][0]
     assert attempt["httpStatus"] == 200
     assert attempt["latencyMs"] >= 0
     assert attempt["response"] == '{"ok":true}'

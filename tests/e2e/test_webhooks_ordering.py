@@ -201,6 +201,19 @@ def check_order_and_completeness(accepted: list[Received], tenant: Tenant) -> li
     return repeats
 
 
+def unexplained(repeats: list[Received], tenant: Tenant) -> list[Received]:
+    """Repeats not explained by an attempt the worker gave up on although the receiver
+    answered 2xx (it timed out on a loaded machine): those are at-least-once at work."""
+    with tenant.ledger.reading(tenant.tenant_id) as curs:
+        rows = curs.execute(
+            "SELECT d.message_id FROM webhook_attempts a JOIN webhook_deliveries d"
+            " ON d.tenant_id = a.tenant_id AND d.id = a.delivery_id"
+            " WHERE a.error LIKE 'timed out%%' OR a.error = 'response too slow'"
+        ).fetchall()
+    timed_out = {r["message_id"] for r in rows}
+    return [r for r in repeats if r.id not in timed_out]
+
+
 def test_every_event_arrives_in_order_through_failures_and_timeouts(
     ledger: LedgerApplication,
     receiver: Receiver,
@@ -217,8 +230,8 @@ def test_every_event_arrives_in_order_through_failures_and_timeouts(
     assert receiver.invalid == []
     accepted = receiver.accepted(tenant.path)
     repeats = check_order_and_completeness(accepted, tenant)
-    # A receiver that answers 2xx is never asked again (no crash here).
-    assert repeats == []
+    # A receiver that answers 2xx in time is never asked again (no crash here).
+    assert unexplained(repeats, tenant) == []
     failures = [r for r in receiver.received if r.path == tenant.path and r.status >= 500]
     assert failures  # the run did go through failures
 
@@ -267,10 +280,17 @@ def test_two_workers_share_the_work_without_duplicates(
     tmp_path: Path,
 ) -> None:
     tenant = Tenant(ledger, receiver, Behaviour(latency=0.01))
-    env = worker_env(database, MASTER_KEY, **FAST_RETRIES)
+    # A timeout a loaded 2-core machine never hits: a 2xx that arrives after the
+    # worker's deadline is (correctly) sent again, which is not what this test is about.
+    settings = {
+        **FAST_RETRIES,
+        "LICENTRIC_WEBHOOK_TIMEOUT": "5",
+        "LICENTRIC_WEBHOOK_LEASE_SECONDS": "10",
+    }
+    env = worker_env(database, MASTER_KEY, **settings)
     with running_workers(env, tmp_path, count=2):
         tenant.generate().join()
         wait_for(everything_arrived(receiver, tenant), timeout=120)
     assert receiver.invalid == []
-    assert check_order_and_completeness(receiver.accepted(tenant.path), tenant) == []
-    assert len(receiver.accepted(tenant.path)) == LICENSES * CHANGES_PER_LICENSE
+    repeats = check_order_and_completeness(receiver.accepted(tenant.path), tenant)
+    assert unexplained(repeats, tenant) == []

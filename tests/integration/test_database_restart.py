@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from tests.integration.ledger.helpers import whole_log
 from tests.support.processes import ServerProcess
 from tests.support.processes import running_server
 from tests.support.processes import server_env
+from tests.support.services import run_embedded_postgres
 
 ADMIN_TOKEN = "restart-operator-" + secrets.token_hex(16)
 WRITERS = 2
@@ -46,32 +45,15 @@ RECOVERED_AFTER = 5
 RECOVERY_DEADLINE_SECONDS = 30.0
 
 
-def embedded(action: str, data_dir: Path) -> str:
-    """Start or stop the embedded server in a child process: pgserver caches a handle
-    per data directory in-process, which would not notice our stop and skip the start."""
-    code = (
-        "import sys; from pathlib import Path; from ledger.store import embedded as e;"
-        f" url = e.{action}_embedded_postgres(Path(sys.argv[1])); print(url or '')"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-
-
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path / "embedded"
-    url = embedded("start", data_dir)
+    url = run_embedded_postgres("start", data_dir)
     try:
         migrate(url)
         yield url, data_dir
     finally:
-        embedded("stop", data_dir)
+        run_embedded_postgres("stop", data_dir)
 
 
 @dataclass
@@ -226,9 +208,9 @@ def test_database_restart_under_load_loses_nothing_acknowledged(
         threads = load.run()
         try:
             time.sleep(1.0)
-            embedded("stop", data_dir)
+            run_embedded_postgres("stop", data_dir)
             time.sleep(OUTAGE_SECONDS)
-            embedded("start", data_dir)
+            run_embedded_postgres("start", data_dir)
             _wait_until_recovered(load, time.monotonic())
         finally:
             load.stop.set()

@@ -24,11 +24,10 @@ import requests
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.conninfo import make_conninfo
 
-from ledger.store.embedded import start_embedded_postgres
-from ledger.store.embedded import stop_embedded_postgres
 from ledger.store.migrate import migrate
 from tests.support.processes import running_server
 from tests.support.processes import server_env
+from tests.support.services import run_embedded_postgres
 
 ADMIN_TOKEN = "roles-operator-" + secrets.token_hex(16)
 
@@ -43,11 +42,11 @@ def as_user(url: str, user: str, dbname: str) -> str:
 def cluster(tmp_path: Path) -> Iterator[str]:
     """The superuser URL of a fresh embedded PostgreSQL."""
     data_dir = tmp_path / "embedded"
-    url = start_embedded_postgres(data_dir)
+    url = run_embedded_postgres("start", data_dir)
     try:
         yield url
     finally:
-        stop_embedded_postgres(data_dir)
+        run_embedded_postgres("stop", data_dir)
 
 
 def test_least_privilege_roles_run_the_service_and_confine_an_escape(

@@ -29,7 +29,7 @@ from tests.support.processes import running_server
 from tests.support.processes import server_env
 
 ADMIN_TOKEN = "schemathesis-operator-" + secrets.token_hex(16)
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 8
 
 # The checks this suite promises; the others judge API design choices (e.g. that random
 # valid data is accepted, which random ids never are) rather than conformance.

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -177,3 +178,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def run_embedded_postgres(action: str, data_dir: Path) -> str:
+    """`start` (returns its URL) or `stop` an embedded PostgreSQL of a test's own, in a
+    child process: pgserver caches one handle per data directory in-process, which
+    would not notice a stop and would skip the next start."""
+    assert action in ("start", "stop")
+    code = (
+        "import sys; from pathlib import Path; from ledger.store import embedded;"
+        f" print(embedded.{action}_embedded_postgres(Path(sys.argv[1])) or '')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        # pgserver prints the server's own log when a start fails: keep it in the error.
+        msg = f"embedded PostgreSQL {action} failed:\n{result.stderr[-4000:]}"
+        raise ServiceUnavailableError(msg)
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""

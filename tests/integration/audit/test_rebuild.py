@@ -153,10 +153,16 @@ def test_the_cli_verifies_and_repairs(
     assert "different" in dirty.output
     assert "policies" in dirty.output
 
+    in_parallel = ["projections", "rebuild", "--verify", "--jobs", "2"]
+    found = runner.invoke(cli, in_parallel)
+    assert found.exit_code == 1
+    assert "1 difference(s)" in found.output
+
     repaired = runner.invoke(cli, ["projections", "rebuild", "--name", "policies", *account])
     assert repaired.exit_code == 0, repaired.output
-    again = runner.invoke(cli, ["projections", "rebuild", "--verify", *account])
+    again = runner.invoke(cli, in_parallel)
     assert again.exit_code == 0, again.output
+    assert "0 difference(s)" in again.output
 
     unknown = runner.invoke(cli, ["projections", "rebuild", "--name", "nope"])
     assert unknown.exit_code == 2

@@ -1,4 +1,4 @@
--- 0007_machine_fingerprints.sql
+-- 0010_machine_fingerprints.sql
 -- What: each machine row carries the scope its fingerprint must be unique in
 --       (`policy:<id>` for PER_POLICY, `account` for PER_ACCOUNT, NULL for PER_LICENSE),
 --       recorded in its MachineActivated event; a partial unique index enforces it among
