@@ -146,10 +146,7 @@ def start_workers(database_url: str, count: int) -> list[subprocess.Popen[bytes]
         "LICENTRIC_WEBHOOK_ALLOW_PRIVATE": "true",
         "LICENTRIC_LOG_LEVEL": "warning",
     }
-    return [
-        subprocess.Popen([sys.executable, "-m", "workers"], env=env)
-        for _ in range(count)
-    ]
+    return [subprocess.Popen([sys.executable, "-m", "workers"], env=env) for _ in range(count)]
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
