@@ -100,9 +100,7 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/entitlements", LicenseEntitlements(services))
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/checkout", LicenseCheckout(services))
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/offline-file", LicenseOfflineFile(services))
-    routes.add(
-        f"{v1}/licenses/{{license_id:uuid}}/checkouts", LicenseCheckoutCollection(services)
-    )
+    routes.add(f"{v1}/licenses/{{license_id:uuid}}/checkouts", LicenseCheckoutCollection(services))
     routes.add(f"{v1}/signing-keys", SigningKeyCollection(services))
     routes.add(f"{v1}/signing-keys/rotate", SigningKeyRotation(services))
     validator = Validator(services)

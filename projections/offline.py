@@ -9,6 +9,7 @@ plus a write of the rows whose file changed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,8 +22,7 @@ from ledger.domain.environment import Environment
 from ledger.domain.environment import SigningKey
 from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
-from ledger.domain.policy import Policy
-from projections.catalogue import policy_document
+from ledger.offline.rules import OfflinePolicy
 from projections.licenses import license_document
 from projections.licenses import license_view
 from projections.licenses import machine_document
@@ -121,15 +121,37 @@ def active_signing_key(curs: Cursor[DictRow]) -> SigningKey | None:
     return None if row is None else SigningKey(**row)
 
 
-def checked_out_license_view(license_: License, policy: Policy, now: datetime) -> dict[str, Any]:
-    """`GET /licenses/{id}` of a license just saved, from the aggregates in hand (the
-    same document functions the read models store) instead of reading it back."""
+@dataclass(frozen=True)
+class CheckoutInputs:
+    """What a checkout reads from the read models before it runs (see checkout_license)."""
+
+    signing_key: SigningKey | None
+    policy: dict[str, Any] | None  # the license's policy document
+
+    @property
+    def rules(self) -> OfflinePolicy | None:
+        return None if self.policy is None else OfflinePolicy.from_document(self.policy)
+
+
+def checkout_inputs(curs: Cursor[DictRow], license_id: UUID) -> CheckoutInputs:
+    row = curs.execute(
+        "SELECT p.doc FROM licenses l JOIN policies p"
+        " ON p.tenant_id = l.tenant_id AND p.id = l.policy_id"
+        " WHERE l.id = %s AND NOT l.deleted",
+        (license_id,),
+        prepare=True,
+    ).fetchone()
+    return CheckoutInputs(active_signing_key(curs), None if row is None else dict(row["doc"]))
+
+
+def checked_out_license_view(
+    license_: License, policy: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """`GET /licenses/{id}` of a license just saved, from the aggregate in hand and its
+    policy's stored document, instead of reading it back."""
     machines = sorted(license_.active_machines, key=lambda m: (m.created_at, str(m.id)))
     return license_view(
-        license_document(license_),
-        policy_document(policy),
-        [machine_document(m) for m in machines],
-        now,
+        license_document(license_), policy, [machine_document(m) for m in machines], now
     )
 
 

@@ -205,6 +205,9 @@ class MessageRenderer:
                 "kid": event.data.get("kid"),
                 "fingerprint": event.data.get("fingerprint"),
                 "expiresAt": _iso_text(event.data.get("expires_at")),
+                # The file itself (license.checked_out / license.file_regenerated carry it).
+                "certificate": event.data.get("certificate"),
+                "fileExpiresAt": _iso_text(event.data.get("file_expires_at")),
             }
         return data
 

@@ -40,7 +40,7 @@ def build_loops(database_url: str) -> list[Loop]:
     try:
         master_key = master_key_from_env(os.environ)
     except MasterKeyMissingError as e:
-        _log.error("offline files will not be re-signed: %s", e)
+        _log.error("no master key: offline files are not re-signed, webhooks not sent: %s", e)
     else:
         loops += resigner_loops(ledger, master_key=master_key, clock=utc_now)
         loops += webhook_loops(database_url, master_key=master_key, environ=os.environ)

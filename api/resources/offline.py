@@ -30,8 +30,9 @@ from ledger.domain.codes import Scope
 from ledger.offline.certificate import FILE_NAME
 from ledger.offline.certificate import MEDIA_TYPE
 from ledger.offline.content import iso_ms
-from projections.offline import active_signing_key
+from projections.offline import CheckoutInputs
 from projections.offline import checked_out_license_view
+from projections.offline import checkout_inputs
 from projections.offline import list_checkouts
 from projections.queries import get_license
 
@@ -43,11 +44,13 @@ _REFUSALS = (
 )
 
 
-def _check_out(services: Services, req: falcon.Request, license_id: UUID) -> CheckedOutFile:
+def _check_out(
+    services: Services, req: falcon.Request, license_id: UUID
+) -> tuple[CheckedOutFile, CheckoutInputs]:
     body = req.context.body
     with reading(services, req) as curs:
-        signing_key = active_signing_key(curs)
-    return checkout_license(
+        inputs = checkout_inputs(curs, license_id)
+    issued = checkout_license(
         services.ledger,
         command_context(req, services),
         license_id,
@@ -58,8 +61,10 @@ def _check_out(services: Services, req: falcon.Request, license_id: UUID) -> Che
         license_key=body.get("licenseKey"),
         master_key=services.master_key,
         pepper=services.pepper,
-        signing_key=signing_key,
+        signing_key=inputs.signing_key,
+        policy_rules=inputs.rules,
     )
+    return issued, inputs
 
 
 class LicenseCheckout:
@@ -75,11 +80,17 @@ class LicenseCheckout:
         responses={200: one(schemas.CHECKED_OUT)},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
-        issued = _check_out(self._services, req, license_id)
+        issued, inputs = _check_out(self._services, req, license_id)
         now = self._services.clock()
+        policy = inputs.policy
+        if policy is not None and policy["id"] == issued.license.policy_id:
+            license_ = checked_out_license_view(issued.license, policy, now)
+        else:  # the license changed policy meanwhile: read it back
+            with reading(self._services, req) as curs:
+                license_ = found(get_license(curs, license_id, now), "license")
         document: dict[str, Any] = {
             "certificate": issued.certificate,
-            "license": checked_out_license_view(issued.license, issued.policy, now),
+            "license": license_,
             "fingerprint": issued.checkout.fingerprint,
             "ttl": issued.checkout.ttl,
             "expiresAt": iso_ms(issued.expires_at),
@@ -101,7 +112,7 @@ class LicenseOfflineFile:
         media_types={200: MEDIA_TYPE},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
-        issued = _check_out(self._services, req, license_id)
+        issued, _ = _check_out(self._services, req, license_id)
         resp.content_type = MEDIA_TYPE
         resp.downloadable_as = FILE_NAME
         # Bytes, not text: the Idempotency-Key store keeps `resp.data`.

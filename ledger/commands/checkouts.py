@@ -37,6 +37,7 @@ from ledger.offline.encryption import derive_file_key
 from ledger.offline.keys import open_file_key
 from ledger.offline.keys import seal_file_key
 from ledger.offline.keys import signing_seed
+from ledger.offline.rules import OfflinePolicy
 
 LICENSE_KEY_MISMATCH = "LICENSE_KEY_MISMATCH"
 LICENSE_KEY_REQUIRED = "LICENSE_KEY_REQUIRED"
@@ -48,17 +49,16 @@ AlsoInTransaction = Callable[[Cursor[DictRow]], None]
 @dataclass(frozen=True)
 class CheckedOutFile:
     license: License
-    policy: Policy
     checkout: Checkout
     certificate: str
     expires_at: datetime  # the file's own expiry (header `expiresAt`)
 
 
-def _policy_of(app: LedgerApplication, license_: License) -> Policy:
+def _policy_of(app: LedgerApplication, license_: License) -> OfflinePolicy:
     # A license keeps its policy's stream even if the policy was deleted later.
     policy: object = app.repository.get(UUID(license_.policy_id))
     assert isinstance(policy, Policy)
-    return policy
+    return OfflinePolicy.of(policy)
 
 
 def _sign(content: FileContent, *, seed: bytes, file_key: bytes | None) -> tuple[str, IssuedFile]:
@@ -109,16 +109,24 @@ def checkout_license(
     pepper: bytes,
     license_key: str | None = None,
     signing_key: SigningKey | None = None,
+    policy_rules: OfflinePolicy | None = None,
 ) -> CheckedOutFile:
     """Issue an offline license file (`license.checked_out`), signed with the active key.
 
-    `signing_key`: the environment's active key as the caller read it (the signing-keys
-    read model, one query); without it the environment is loaded from its stream.
+    `signing_key` and `policy_rules`: the environment's active key and the license's
+    policy as the caller read them from the read models (one query each, where loading
+    replays two streams); without them, or when the license has moved to another policy
+    since, they are loaded here. Either way a later change reaches the file through the
+    re-signer.
     """
 
     def attempt() -> CheckedOutFile:
         license_ = load(app, License, license_id)
-        policy = _policy_of(app, license_)
+        policy = (
+            policy_rules
+            if policy_rules is not None and policy_rules.id == license_.policy_id
+            else _policy_of(app, license_)
+        )
         key = signing_key or load(app, Environment, ctx.tenant_id).active_signing_key
 
         def under_terms(method: Callable[..., Checkout], **extra: object) -> Checkout:
@@ -148,7 +156,7 @@ def checkout_license(
         certificate, issued = _sign(content, seed=seed, file_key=file_key)
         checkout = under_terms(license_.record_checkout, file=issued)
         save(app, ctx, license_)
-        return CheckedOutFile(license_, policy, checkout, certificate, content.expires_at)
+        return CheckedOutFile(license_, checkout, certificate, content.expires_at)
 
     return app.execute(ctx.tenant_id, attempt)
 

@@ -32,10 +32,10 @@ from ledger.domain.codes import LicenseStatus
 from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
 from ledger.domain.machine import Machine
-from ledger.domain.policy import Policy
 from ledger.domain.timestamps import require_utc
 from ledger.offline.certificate import ALGORITHM
 from ledger.offline.certificate import VERSION
+from ledger.offline.rules import OfflinePolicy
 
 _UNUSABLE = frozenset({LicenseStatus.SUSPENDED, LicenseStatus.REVOKED, LicenseStatus.BANNED})
 
@@ -70,7 +70,11 @@ def bound_machine(license_: License, checkout: Checkout) -> Machine | None:
 
 
 def file_expiry(
-    license_: License, policy: Policy, checkout: Checkout, machine: Machine | None, at: datetime
+    license_: License,
+    policy: OfflinePolicy,
+    checkout: Checkout,
+    machine: Machine | None,
+    at: datetime,
 ) -> datetime:
     ends = [checkout.expires_at]
     if license_.expires_at is not None and policy.expired_blocks:
@@ -82,7 +86,7 @@ def file_expiry(
 
 
 def render_file(
-    license_: License, policy: Policy, checkout: Checkout, *, kid: str, at: datetime
+    license_: License, policy: OfflinePolicy, checkout: Checkout, *, kid: str, at: datetime
 ) -> FileContent:
     """Header and payload of `checkout`'s file, signed with `kid`, issued `at`."""
     at = truncate_ms(at)
@@ -137,10 +141,10 @@ def _license(license_: License, at: datetime) -> dict[str, Any]:
     }
 
 
-def _policy(license_: License, policy: Policy) -> dict[str, Any]:
+def _policy(license_: License, policy: OfflinePolicy) -> dict[str, Any]:
     """The rules an offline client applies: effective limits and the offline rules."""
     return {
-        "id": str(policy.id),
+        "id": policy.id,
         "name": policy.name,
         "maxMachines": policy.max_machines_for(license_.max_machines_override),
         "maxUses": policy.max_uses_for(license_.max_uses_override),

@@ -143,10 +143,12 @@ def clone_licenses(
                 continue
             pattern = _pattern(text, template)
             started = time.perf_counter()
-            with _indexes_rebuilt_after(conn, table):
-                with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
-                    for chunk in _chunks(pattern, columns, count):
-                        copy.write(chunk)
+            with (
+                _indexes_rebuilt_after(conn, table),
+                conn.cursor().copy(f"COPY {table} FROM STDIN") as copy,
+            ):
+                for chunk in _chunks(pattern, columns, count):
+                    copy.write(chunk)
             log(f"  {table}: {count:,} rows in {time.perf_counter() - started:.1f} s")
         # What a long-running database looks like: statistics, visibility map, hint bits.
         conn.execute("VACUUM ANALYZE licenses, machines, machine_heartbeats, credential_lookup")
@@ -155,7 +157,9 @@ def clone_licenses(
 
 
 @contextlib.contextmanager
-def _indexes_rebuilt_after(conn: psycopg.Connection[tuple[object, ...]], table: str) -> Iterator[None]:
+def _indexes_rebuilt_after(
+    conn: psycopg.Connection[tuple[object, ...]], table: str
+) -> Iterator[None]:
     """Drop `table`'s indexes (primary key included), and build them again afterwards:
     one sorted build per index is several times faster than a million random inserts."""
     constraints = conn.execute(

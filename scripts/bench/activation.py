@@ -166,8 +166,7 @@ def raw_inserts(url: str, connections: int, seconds: float) -> tuple[float, floa
     start = mp.Barrier(connections + 1)
     out: Any = mp.Queue()
     procs = [
-        mp.Process(target=_raw_writer, args=(url, seconds, start, out))
-        for _ in range(connections)
+        mp.Process(target=_raw_writer, args=(url, seconds, start, out)) for _ in range(connections)
     ]
     for p in procs:
         p.start()
@@ -250,7 +249,9 @@ def run(
     with licentric_server("activation", bench_env(url, master_key, scratch), shape, scratch) as s:
         log("warming up")
         activation_lines(lines, keys, "warm", count)
-        warm = run_wrk(s.base_url, lines, seconds=2, connections=args.connections, count_status=True)
+        warm = run_wrk(
+            s.base_url, lines, seconds=2, connections=args.connections, count_status=True
+        )
         created += warm.statuses.get("201", 0)
         raw_inserts(url, args.connections, 1.0)
         for trial in range(args.repeat):

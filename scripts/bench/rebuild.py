@@ -8,14 +8,15 @@
    - a raw read: the rows a rebuild reads, with the same query (stream order, batches,
      the same JSON decoder), doing nothing with them;
    - `projections rebuild --verify` (replay, writers into shadow tables, comparison)
-     and a plain rebuild (replay, writers, replacing what differs).
+     and a plain rebuild (replay, writers, replacing what differs), one process;
+   - `projections rebuild --verify --jobs N` (environments shared out over N processes).
 3. Builds one license of `--as-of-events` events (default 10,000; snapshots every 100),
    then times `GET /licenses/{id}` as a live read (the read model) against the same
    document `asOf` the newest moment (the worst case: the whole stream is scanned for
    the version) and `asOf` the middle of its history.
 
     python scripts/bench/rebuild.py [--events 1000000] [--accounts 2] [--as-of-events 10000]
-                                    [--keep]
+                                    [--jobs 2] [--keep]
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from projections.read_models import select
 from projections.rebuild import DEFAULT_BATCH
 from projections.rebuild import TENANT_ROWS
 from projections.rebuild import rebuild
+from projections.rebuild_jobs import rebuild_in_parallel
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LICENSES_PER_APPEND = 50
@@ -66,36 +68,36 @@ MASTER_KEY = secrets.token_bytes(32)
 PEPPER = secrets.token_bytes(32)
 
 
-_MACHINE: dict[UUID, UUID | None] = {}  # each license's active machine, if any
+_MACHINES: dict[UUID, list[UUID]] = {}  # each license's active machines, oldest first
 
 
 def _license_events(license_: License, count: int, start: datetime) -> None:
-    """Grow `license_` by `count` events, one second apart: a license's ordinary life
-    (at most one machine at a time)."""
-    cycle = ("activate", "heartbeat", "use", "suspend", "reinstate", "use", "deactivate")
+    """Grow `license_` by `count` events, one second apart: a license's ordinary life.
+
+    Mostly metered use; two machines at a time, each heartbeating, one of them replaced
+    every 25 events; a suspension and a reinstatement every 10.
+    """
     at = start
-    machine = _MACHINE.get(license_.id)
+    machines = _MACHINES.setdefault(license_.id, [])
     for _ in range(count):
-        step = cycle[license_.version % len(cycle)]
         at += timedelta(seconds=1)
-        if step == "activate" and machine is None:
-            machine = uuid4()
+        step = license_.version % 25
+        if step in {1, 3} and len(machines) < 2:
+            machines.append(uuid4())
             fingerprint = f"fp-{license_.version:08d}"
             license_.activate_machine(
-                machine_id=machine, fingerprint=fingerprint, max_machines=None, at=at
+                machine_id=machines[-1], fingerprint=fingerprint, max_machines=2, at=at
             )
-        elif step == "heartbeat" and machine is not None:
-            license_.record_heartbeat(machine_id=machine, at=at)
-        elif step == "deactivate" and machine is not None:
-            license_.deactivate_machine(machine_id=machine, at=at)
-            machine = None
-        elif step == "suspend" and license_.stored_status == "active":
+        elif step in {2, 4} and machines:
+            license_.record_heartbeat(machine_id=machines[-1], at=at)
+        elif step == 20 and machines:
+            license_.deactivate_machine(machine_id=machines.pop(0), at=at)
+        elif step % 10 == 5 and license_.stored_status == "active":
             license_.suspend(at=at)
-        elif step == "reinstate" and license_.stored_status == "suspended":
+        elif step % 10 == 6 and license_.stored_status == "suspended":
             license_.reinstate(at=at)
         else:
             license_.increment_usage(increment=1, max_uses=None, at=at)
-    _MACHINE[license_.id] = machine
 
 
 def _new_license(product_id: UUID, policy_id: UUID, at: datetime) -> License:
@@ -169,12 +171,16 @@ def raw_read(url: str, stream_types: list[str]) -> tuple[int, float]:
         return rows_read, time.perf_counter() - started
 
 
-def timed_rebuild(url: str, *, verify: bool) -> tuple[int, float, int]:
+def timed_rebuild(url: str, *, verify: bool, jobs: int = 1) -> tuple[int, float, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         with auditor_role(conn):
             heads = list_tenants(conn)
         started = time.perf_counter()
-        report = rebuild(conn, select(), verify=verify, tenants=heads)
+        if jobs == 1:
+            report = rebuild(conn, select(), verify=verify, tenants=heads)
+        else:
+            names = [m.name for m in select()]
+            report = rebuild_in_parallel(url, names, verify=verify, tenants=heads, jobs=jobs)
         elapsed = time.perf_counter() - started
     changed = len(report.differences) if verify else report.rows_replaced
     return report.events, elapsed, changed
@@ -212,6 +218,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=2)
     parser.add_argument("--as-of-events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2, help="Processes of the parallel run.")
     parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
     args = parser.parse_args()
 
@@ -235,12 +242,18 @@ def main() -> None:
             f"first rebuild:      {events:,} events in {seconds:.2f} s = {events / seconds:,.0f}/s"
             f" (into empty read models: {replaced:,} rows written)"
         )
-        runs: dict[str, list[tuple[int, float, int]]] = {"raw": [], "verify": [], "rebuild": []}
+        runs: dict[str, list[tuple[int, float, int]]] = {
+            "raw": [],
+            "verify": [],
+            "rebuild": [],
+            "verify2": [],
+        }
         for _ in range(2):
             rows, raw_seconds = raw_read(url, stream_types)
             runs["raw"].append((rows, raw_seconds, 0))
             runs["verify"].append(timed_rebuild(url, verify=True))
             runs["rebuild"].append(timed_rebuild(url, verify=False))
+            runs["verify2"].append(timed_rebuild(url, verify=True, jobs=args.jobs))
         best = {name: max(found, key=lambda r: r[0] / r[1]) for name, found in runs.items()}
         raw_rows, raw_seconds, _ = best["raw"]
         raw_rate = raw_rows / raw_seconds
@@ -248,6 +261,7 @@ def main() -> None:
         for label, name, what in (
             ("rebuild --verify:", "verify", "differences"),
             ("rebuild:", "rebuild", "rows replaced"),
+            (f"... --jobs {args.jobs}:", "verify2", "differences"),
         ):
             count, seconds, changed = best[name]
             rate = count / seconds

@@ -282,7 +282,9 @@ def run(
         targets = {
             "bare": Target(bare, request_lines(scratch, small_db), None),
             **{
-                f"validate@{db.label}": Target(servers[db.label], request_lines(scratch, db), db.url)
+                f"validate@{db.label}": Target(
+                    servers[db.label], request_lines(scratch, db), db.url
+                )
                 for db in databases
             },
         }

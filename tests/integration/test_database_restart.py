@@ -34,6 +34,7 @@ from tests.integration.ledger.helpers import whole_log
 from tests.support.processes import ServerProcess
 from tests.support.processes import running_server
 from tests.support.processes import server_env
+from tests.support.services import own_embedded_postgres
 from tests.support.services import run_embedded_postgres
 
 ADMIN_TOKEN = "restart-operator-" + secrets.token_hex(16)
@@ -46,14 +47,10 @@ RECOVERY_DEADLINE_SECONDS = 30.0
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    data_dir = tmp_path / "embedded"
-    url = run_embedded_postgres("start", data_dir)
-    try:
+def database() -> Iterator[tuple[str, Path]]:
+    with own_embedded_postgres() as (url, data_dir):
         migrate(url)
         yield url, data_dir
-    finally:
-        run_embedded_postgres("stop", data_dir)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.conninfo import make_conninfo
 
 from ledger.store.migrate import migrate
+from tests.support.processes import licentric_command
 from tests.support.processes import running_server
 from tests.support.processes import server_env
-from tests.support.services import run_embedded_postgres
+from tests.support.services import own_embedded_postgres
 
 ADMIN_TOKEN = "roles-operator-" + secrets.token_hex(16)
 
@@ -39,14 +41,10 @@ def as_user(url: str, user: str, dbname: str) -> str:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[str]:
+def cluster() -> Iterator[str]:
     """The superuser URL of a fresh embedded PostgreSQL."""
-    data_dir = tmp_path / "embedded"
-    url = run_embedded_postgres("start", data_dir)
-    try:
+    with own_embedded_postgres() as (url, _):
         yield url
-    finally:
-        run_embedded_postgres("stop", data_dir)
 
 
 def test_least_privilege_roles_run_the_service_and_confine_an_escape(
@@ -91,6 +89,18 @@ def test_least_privilege_roles_run_the_service_and_confine_an_escape(
         post("/api/v1/machines", {"fingerprint": "roles-fp-01"}, f"License {license_['key']}")
         validation = post("/api/v1/licenses/validate-key", {"key": license_["key"]}, "")
         assert validation["license"]["id"] == license_["id"]
+
+    # The background loops (webhooks, timers, re-signing) run as the same role.
+    worker = subprocess.run(
+        [*licentric_command(), "worker", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert "permission denied" not in worker.stderr.lower(), worker.stderr[-3000:]
 
     with psycopg.connect(api, autocommit=True) as conn:
         conn.execute("SET ROLE NONE")  # back to the login role: no more than the app role

@@ -13,8 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,3 +204,23 @@ def run_embedded_postgres(action: str, data_dir: Path) -> str:
         raise ServiceUnavailableError(msg)
     lines = result.stdout.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+@contextlib.contextmanager
+def own_embedded_postgres() -> Iterator[tuple[str, Path]]:
+    """A fresh embedded PostgreSQL for one test: (superuser URL, data directory).
+
+    The directory is made outside pytest's base temp directory on purpose: as root,
+    pgserver runs postgres as its own user and opens the path's parents to it, and every
+    new pytest session (another developer's run, say) closes pytest-of-<user> again
+    (mode 0700), which would lock a running postgres out of its own data directory.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="licentric-pg-"))
+    try:
+        url = run_embedded_postgres("start", data_dir)
+        try:
+            yield url, data_dir
+        finally:
+            run_embedded_postgres("stop", data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

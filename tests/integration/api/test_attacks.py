@@ -61,7 +61,7 @@ TENANT_OPS = [op for op in OPERATIONS if op.auth in (Auth.API_KEY, Auth.LICENSE_
 LICENSE_AUTH_OPS = [op for op in OPERATIONS if op.auth is Auth.LICENSE_OR_API_KEY]
 OPERATOR_OPS = [op for op in OPERATIONS if op.auth is Auth.OPERATOR]
 COLLECTION_OPS = [op for op in TENANT_OPS if "{" not in op.path]
-WITH_BODY = [op for op in OPERATIONS if op.spec.body is not None and op.auth is not Auth.NONE]
+WITH_BODY = [op for op in OPERATIONS if op.spec.body is not None]
 WITH_QUERY = [op for op in TENANT_OPS if op.spec.query]
 
 

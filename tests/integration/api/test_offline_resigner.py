@@ -3,6 +3,7 @@ change, every unexpired checkout gets a re-signed file, recorded and listed."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -21,8 +22,11 @@ from ledger.commands import licenses
 from ledger.commands.base import change
 from ledger.commands.checkouts import checkout_license
 from ledger.commands.signing_keys import rotate_signing_key
+from ledger.commands.webhooks import DestinationPolicy
+from ledger.commands.webhooks import create_webhook_endpoint
 from ledger.domain.policy import Policy
 from ledger.offline.certificate import verify_certificate
+from projections.webhook_outbox import WebhookOutbox
 from tests.integration.api.conftest import Account
 from tests.integration.api.conftest import CheckedClient
 from tests.integration.api.conftest import Tenant
@@ -219,3 +223,34 @@ def test_a_checkout_that_raced_a_rotation_is_re_signed_with_the_new_key(
     [item] = published(client, tenant, lic, resigner, [late.certificate])
     assert item["kid"] == rotated.active.kid
     assert Licentric.verify_offline(item["certificate"].encode(), rotated.active.public_key).valid
+
+
+def test_the_file_regenerated_webhook_carries_the_new_certificate(
+    client: CheckedClient,
+    ledger: LedgerApplication,
+    config: Config,
+    tenant: Tenant,
+    resigner: Resigner,
+) -> None:
+    create_webhook_endpoint(
+        ledger, context(tenant.tenant_id), endpoint_id=uuid4(), url="http://127.0.0.1:9/hook",
+        events=["license.checked_out", "license.file_regenerated"],
+        master_key=config.master_key, destinations=DestinationPolicy(allow_private=True),
+    )  # fmt: skip
+    lic = make(ledger, config, tenant)
+    first = check_out(client, tenant, lic)
+    licenses.suspend_license(ledger, context(tenant.tenant_id), lic.license_id)
+    [item] = published(client, tenant, lic, resigner, [first["certificate"]])
+    outbox = WebhookOutbox(ledger)
+    while outbox.consume(UUID(tenant.tenant_id)):
+        pass
+    with ledger.reading(UUID(tenant.tenant_id)) as curs:
+        rows = curs.execute(
+            "SELECT event_type, body FROM webhook_deliveries ORDER BY seq"
+        ).fetchall()
+    bodies = {row["event_type"]: json.loads(bytes(row["body"])) for row in rows}
+    assert bodies["license.checked_out"]["data"]["checkout"]["certificate"] == first["certificate"]
+    regenerated = bodies["license.file_regenerated"]["data"]
+    assert regenerated["checkout"]["certificate"] == item["certificate"]
+    assert regenerated["checkout"]["fileExpiresAt"] == item["fileExpiresAt"]
+    assert regenerated["status"] == "suspended"

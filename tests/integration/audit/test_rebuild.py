@@ -45,6 +45,8 @@ def _tenants(owner: psycopg.Connection[Any], world: World) -> list[TenantHead]:
         return list_tenants(owner, account_id=world.account_id)
 
 
+# The tests' owner is a superuser, whom row-level security does not restrict: every
+# tampering statement names its tenant.
 @contextmanager
 def _as_owner_in(owner: psycopg.Connection[Any], tenant: UUID) -> Iterator[psycopg.Cursor[Any]]:
     with owner.transaction(), owner.cursor() as curs:
@@ -92,7 +94,10 @@ def test_a_named_rebuild_compares_only_its_own_rows(
     owner: psycopg.Connection[Any], world: World
 ) -> None:
     with _as_owner_in(owner, world.tenant_id) as curs:
-        curs.execute('UPDATE products SET doc = doc || \'{"name": "x"}\'')
+        curs.execute(
+            'UPDATE products SET doc = doc || \'{"name": "x"}\' WHERE tenant_id = %s',
+            (world.tenant_id,),
+        )
     try:
         tenants = _tenants(owner, world)
         machines = rebuild(owner, select(["machines"]), verify=True, tenants=tenants)
@@ -145,7 +150,10 @@ def test_the_cli_verifies_and_repairs(
     assert "0 difference(s)" in clean.output
 
     with _as_owner_in(owner, world.tenant_id) as curs:
-        curs.execute("UPDATE policies SET doc = doc || '{\"maxMachines\": 99}'")
+        curs.execute(
+            "UPDATE policies SET doc = doc || '{\"maxMachines\": 99}' WHERE tenant_id = %s",
+            (world.tenant_id,),
+        )
     dirty = runner.invoke(
         cli, ["projections", "rebuild", "--verify", "--name", "policies", *account]
     )

@@ -12,11 +12,19 @@ from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
 from ledger.domain.policy import Policy
 from ledger.domain.templates import PolicySettings
+from ledger.offline.content import FileContent
 from ledger.offline.content import iso_ms
-from ledger.offline.content import render_file
+from ledger.offline.content import render_file as render
+from ledger.offline.rules import OfflinePolicy
 
 T0 = datetime(2026, 1, 15, 10, 30, 0, 123456, tzinfo=UTC)
 FP = "fp-00000001"
+
+
+def render_file(
+    lic: License, pol: Policy, plan: Checkout, *, kid: str, at: datetime
+) -> FileContent:
+    return render(lic, OfflinePolicy.of(pol), plan, kid=kid, at=at)
 
 
 def policy(**settings: Any) -> Policy:
@@ -120,3 +128,11 @@ def test_the_digest_ignores_the_issue_time_only() -> None:
     assert render_file(lic, pol, plan, kid="k2", at=T0).digest != first.digest
     lic.increment_usage(increment=1, max_uses=None, at=T0)  # usage does not churn files
     assert render_file(lic, pol, plan, kid="k1", at=T0).digest == first.digest
+
+
+def test_the_rules_read_from_the_policy_document_are_the_aggregates() -> None:
+    from projections.catalogue import policy_document  # noqa: PLC0415 (read model side)
+
+    pol = policy(max_machines=5, offline_max_days=30, expiration_strategy="ALLOW_ACCESS")
+    pol.attach_entitlements(codes=["pro", "team"], at=T0)
+    assert OfflinePolicy.from_document(policy_document(pol)) == OfflinePolicy.of(pol)
