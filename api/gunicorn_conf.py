@@ -34,9 +34,12 @@ keepalive = 5
 timeout = 30
 graceful_timeout = 20
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter keeps
-# all workers from restarting at the same moment.
-max_requests = 10_000
-max_requests_jitter = 1_000
+# all workers from restarting at the same moment. A restart costs ~0.8 s of CPU (the
+# app's imports) plus new database connections, and stalls the requests queued on that
+# worker (p99 spikes of ~0.9 s in scripts/bench/validate.py): at validate-key rates
+# 10,000 meant a restart every ~10-20 s per worker; 100,000 means every few minutes.
+max_requests = 100_000
+max_requests_jitter = 10_000
 # No preload: psycopg pools and Redis clients must be created after fork, per worker.
 preload_app = False
 proc_name = "licentric-api"

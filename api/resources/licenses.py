@@ -130,6 +130,8 @@ class LicenseCollection:
             **given_fields(body, _FIELDS),
         )
         view = read_license(self._services, req, issued.license.id)
+        # The only response that carries the key: no cache may keep a copy.
+        resp.set_header("Cache-Control", "no-store")
         respond_one(resp, {**view, "key": issued.key}, status=201)
 
     @operation(

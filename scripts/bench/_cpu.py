@@ -32,12 +32,17 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+def _cpu_seconds(pids: list[int], *, reaped: bool = False) -> dict[int, float]:
+    """utime + stime of each process; with `reaped`, plus cutime + cstime: the CPU of
+    its children that exited (gunicorn's arbiter reaps recycled workers)."""
     seconds = {}
     for pid in pids:
         with contextlib.suppress(OSError, IndexError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+            used = int(fields[11]) + int(fields[12])
+            if reaped:
+                used += int(fields[13]) + int(fields[14])
+            seconds[pid] = used / _TICK
     return seconds
 
 
@@ -66,7 +71,7 @@ class CpuMeter:
 
     def _sample(self) -> tuple[dict[int, float], dict[int, float]]:
         backends = _backends(self._url) if self._url else []
-        return _cpu_seconds(_process_tree(self._root)), _cpu_seconds(backends)
+        return _cpu_seconds(_process_tree(self._root), reaped=True), _cpu_seconds(backends)
 
     def __enter__(self) -> CpuSpent:
         self._start = self._sample()
@@ -74,6 +79,9 @@ class CpuMeter:
 
     def __exit__(self, *exc: object) -> None:
         end = self._sample()
-        # A process that appeared during the trial counts from zero.
-        self.spent.server = sum(v - self._start[0].get(p, 0.0) for p, v in end[0].items())
+        # The server's tree as a whole: a worker recycled during the trial is gone from
+        # it, but its whole CPU time moved into the arbiter's reaped-children time.
+        self.spent.server = sum(end[0].values()) - sum(self._start[0].values())
+        # Backends one by one; one that connected during the trial counts from zero (one
+        # that disconnected is lost: rare, a recycled worker's connections).
         self.spent.database = sum(v - self._start[1].get(p, 0.0) for p, v in end[1].items())

@@ -56,6 +56,7 @@ from scripts.bench._db import fresh_database
 from scripts.bench._profile import profile_server
 from scripts.bench._servers import Shape
 from scripts.bench._servers import bench_env
+from scripts.bench._servers import exit_cleanly_on_sigterm
 from scripts.bench._servers import licentric_server
 from scripts.bench._wrk import Request
 from scripts.bench._wrk import require_wrk
@@ -158,7 +159,8 @@ def _raw_writer(url: str, seconds: float, start: Any, out: Any) -> None:
                     prepare=True,
                 )
             count += 1
-    out.put(count)
+        out.put(count)
+        start.wait()  # stay connected until the CPU meter has read the backends
 
 
 def raw_inserts(url: str, connections: int, seconds: float) -> tuple[float, float]:
@@ -176,6 +178,7 @@ def raw_inserts(url: str, connections: int, seconds: float) -> tuple[float, floa
         began = time.perf_counter()
         total = sum(out.get() for _ in procs)
         elapsed = time.perf_counter() - began
+    start.wait()
     for p in procs:
         p.join()
     return total / max(elapsed, seconds), 1e6 * cpu.database / max(1, total)
@@ -221,6 +224,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     require_wrk()
+    exit_cleanly_on_sigterm()
     shape = Shape(args.workers, args.threads)
     master_key = new_master_key()
     load_before = os.getloadavg()

@@ -86,7 +86,11 @@ def _license_events(license_: License, count: int, start: datetime) -> None:
             machines.append(uuid4())
             fingerprint = f"fp-{license_.version:08d}"
             license_.activate_machine(
-                machine_id=machines[-1], fingerprint=fingerprint, max_machines=2, at=at
+                machine_id=machines[-1],
+                fingerprint=fingerprint,
+                max_machines=2,
+                allow_transfer=True,
+                at=at,
             )
         elif step in {2, 4} and machines:
             license_.record_heartbeat(machine_id=machines[-1], at=at)
@@ -131,6 +135,9 @@ def _fill_tenant(url: str, tenant: UUID, events: int) -> int:
             app.save_in(tenant, *batch, metadata={"actor": {"type": "system", "id": "bench"}})
             done += LICENSES_PER_APPEND * EVENTS_PER_LICENSE
         return done
+    except Exception as exc:
+        # Domain errors do not unpickle in the parent (which would then wait forever).
+        raise RuntimeError(repr(exc)) from None
     finally:
         app.close()
 

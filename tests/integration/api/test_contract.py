@@ -42,6 +42,8 @@ from ledger.commands.api_keys import revoke_api_key
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
 from ledger.commands.base import change
+from ledger.commands.webhooks import DestinationPolicy
+from ledger.commands.webhooks import create_webhook_endpoint
 from ledger.domain.codes import Scope
 from ledger.domain.license import License
 from tests.integration.api.conftest import Account
@@ -109,6 +111,10 @@ EXAMPLE_BODIES: dict[str, Callable[[dict[str, str]], Any]] = {
         "licenseId": w["license_id"],
     },
     "PATCH /api/v1/machines/{machine_id}": lambda w: {"name": "renamed"},
+    # Not resolvable here, so accepted (names are checked again before each delivery).
+    "POST /api/v1/webhooks": lambda w: {"url": "https://hooks.example.com/in", "events": ["*"]},
+    "PATCH /api/v1/webhooks/{webhook_id}": lambda w: {"description": "renamed"},
+    "POST /api/v1/webhooks/{webhook_id}/recover": lambda w: {"since": "2026-01-01T00:00:00Z"},
 }
 
 
@@ -169,7 +175,17 @@ def build_world(ledger: LedgerApplication, config: Config, tenant: Tenant) -> di
         expires_at=None,
         pepper=config.pepper,
     )
+    webhook = create_webhook_endpoint(
+        ledger,
+        ctx,
+        endpoint_id=uuid4(),
+        url="https://hooks.example.com/world",
+        events=["*"],
+        master_key=config.master_key,
+        destinations=DestinationPolicy(),
+    )
     return {
+        "webhook_id": str(webhook.endpoint.id),
         "product_id": str(product.id),
         "policy_id": str(policy.id),
         "entitlement_id": str(entitlement.id),
@@ -195,6 +211,7 @@ def snapshot(client: CheckedClient, tenant: Tenant, world: dict[str, str]) -> li
         f"/api/v1/licenses/{world['license_id']}",
         f"/api/v1/machines/{world['machine_id']}",
         "/api/v1/api-keys",
+        f"/api/v1/webhooks/{world['webhook_id']}",
     ]
     taken = []
     for path in reads:
