@@ -7,17 +7,13 @@ worker process (`licentric worker`) records a license's expiry on its own.
 
 from __future__ import annotations
 
-import base64
 import secrets
-import signal
 import subprocess
 import time
-from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -25,86 +21,12 @@ from licentric import Licentric
 from licentric.exceptions import MachineLimitExceededError
 from licentric.exceptions import NotFoundError
 
-from api.app import ledger_application
 from api.config import Config
 from ledger.accounts import OpenedEnvironment
-from ledger.accounts import open_account
 from ledger.application import LedgerApplication
-from ledger.domain.codes import EnvironmentName
 from tests.support.machines import event_types
 from tests.support.machines import issue_license
 from tests.support.processes import ServerProcess
-from tests.support.processes import licentric_command
-from tests.support.processes import running_server
-from tests.support.processes import server_env
-
-
-@pytest.fixture(scope="module")
-def environ(
-    fresh_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    return server_env(
-        DATABASE_URL=fresh_database(),
-        LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        LICENTRIC_RATE_LIMITS="off",
-        LICENTRIC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-    )
-
-
-@pytest.fixture(scope="module")
-def config(environ: dict[str, str]) -> Config:
-    return Config.from_env(environ)
-
-
-@pytest.fixture(scope="module")
-def ledger(config: Config) -> Iterator[LedgerApplication]:
-    app = ledger_application(config)
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def live(ledger: LedgerApplication, config: Config) -> OpenedEnvironment:
-    opened = open_account(
-        ledger,
-        name="sdk-machines",
-        master_key=config.master_key,
-        pepper=config.pepper,
-        at=datetime.now(UTC),
-    )
-    return opened.environments[EnvironmentName.LIVE]
-
-
-@pytest.fixture(scope="module")
-def server(
-    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    with running_server(environ, log_dir=tmp_path_factory.mktemp("logs"), workers=2) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def worker(
-    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[subprocess.Popen[bytes]]:
-    log_path: Path = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*licentric_command(), "worker"],
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

@@ -3,18 +3,12 @@ official SDK (`Licentric.checkout`, `Licentric.verify_offline`)."""
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,86 +17,17 @@ from licentric.exceptions import BusinessRuleError
 from licentric.exceptions import LicenseSuspendedError
 from licentric.exceptions import ValidationError
 
-from api.app import ledger_application
 from api.config import Config
 from ledger.accounts import OpenedEnvironment
 from ledger.accounts import open_account
 from ledger.application import LedgerApplication
 from ledger.commands import licenses
-from ledger.domain.codes import EnvironmentName
 from tests.support.offline import OfflineLicense
 from tests.support.offline import context
 from tests.support.offline import offline_license
 from tests.support.processes import ServerProcess
-from tests.support.processes import licentric_command
-from tests.support.processes import running_server
-from tests.support.processes import server_env
 
 PUBLISH_WITHIN = 5.0  # seconds: the issue's bound for a re-signed file after a renewal
-
-
-@pytest.fixture(scope="module")
-def environ(
-    fresh_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    return server_env(
-        DATABASE_URL=fresh_database(),
-        LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        LICENTRIC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-    )
-
-
-@pytest.fixture(scope="module")
-def config(environ: dict[str, str]) -> Config:
-    return Config.from_env(environ)
-
-
-@pytest.fixture(scope="module")
-def ledger(config: Config) -> Iterator[LedgerApplication]:
-    app = ledger_application(config)
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def live(ledger: LedgerApplication, config: Config) -> OpenedEnvironment:
-    opened = open_account(
-        ledger, name="offline-e2e", master_key=config.master_key, pepper=config.pepper,
-        at=datetime.now(UTC),
-    )  # fmt: skip
-    return opened.environments[EnvironmentName.LIVE]
-
-
-@pytest.fixture(scope="module")
-def server(
-    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    with running_server(environ, log_dir=tmp_path_factory.mktemp("logs")) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def worker(environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """`licentric worker` (timers and the re-signer) until the module is done."""
-    log = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*licentric_command(), "worker"],
-            env=environ,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    assert process.returncode == 0, log.read_text(errors="replace")[-4000:]
 
 
 @pytest.fixture

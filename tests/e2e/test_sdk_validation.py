@@ -9,14 +9,11 @@ failing closed (docs/validation.md). An SDK without a signing key reads it as NO
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,62 +21,14 @@ import requests
 from licentric import Licentric
 from licentric.exceptions import SignatureVerificationError
 
-from api.app import ledger_application
 from api.config import Config
 from ledger.accounts import OpenedEnvironment
-from ledger.accounts import open_account
 from ledger.application import LedgerApplication
-from ledger.domain.codes import EnvironmentName
 from tests.support.licensing import issue
 from tests.support.processes import ServerProcess
 from tests.support.processes import running_server
-from tests.support.processes import server_env
 
 FINGERPRINT = "fp-e2e-" + secrets.token_hex(8)
-
-
-@pytest.fixture(scope="module")
-def environ(
-    fresh_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    return server_env(
-        DATABASE_URL=fresh_database(),
-        LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-        LICENTRIC_RATE_LIMITS="off",
-        LICENTRIC_DATA_DIR=str(tmp_path_factory.mktemp("data")),
-    )
-
-
-@pytest.fixture(scope="module")
-def config(environ: dict[str, str]) -> Config:
-    return Config.from_env(environ)
-
-
-@pytest.fixture(scope="module")
-def ledger(config: Config) -> Iterator[LedgerApplication]:
-    app = ledger_application(config)
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def live(ledger: LedgerApplication, config: Config) -> OpenedEnvironment:
-    opened = open_account(
-        ledger,
-        name="sdk-e2e",
-        master_key=config.master_key,
-        pepper=config.pepper,
-        at=datetime.now(UTC),
-    )
-    return opened.environments[EnvironmentName.LIVE]
-
-
-@pytest.fixture(scope="module")
-def server(
-    environ: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    with running_server(environ, log_dir=tmp_path_factory.mktemp("logs"), workers=2) as process:
-        yield process
 
 
 @pytest.fixture
