@@ -13,12 +13,15 @@ from api.auth import AuthMiddleware
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import MetricsResource
+from api.monitoring import lag_of
+from api.monitoring import watch
 from api.openapi import OpenApiResource
 from api.probes import database_probe
 from api.probes import redis_probe
 from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
 from api.resources.accounts import AccountCollection
+from api.resources.analytics import AnalyticsResource
 from api.resources.api_keys import ApiKeyCollection
 from api.resources.api_keys import ApiKeyItem
 from api.resources.entitlements import EntitlementCollection
@@ -113,6 +116,7 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/events", LicenseEvents(services))
     routes.add(f"{v1}/events", EventFeed(services))
     routes.add(f"{v1}/audit/head", AuditHead(services))
+    routes.add(f"{v1}/analytics", AnalyticsResource(services))
     add_webhook_routes(routes, services, v1)
     routes.add(f"{v1}/openapi.json", OpenApiResource(routes))
 
@@ -146,10 +150,13 @@ def create_app(
     routes = RouteTable(app)
     # Prometheus scrapes /metrics at the root, as is conventional; not an API resource.
     app.add_route("/metrics", MetricsResource())
+    watch(services)
     routes.add(f"{API_PREFIX}/health", HealthResource())
     routes.add(
         f"{API_PREFIX}/ready",
-        ReadyResource(database=database_probe(config.database_url, pool), redis=redis),
+        ReadyResource(
+            database=database_probe(config.database_url, pool), redis=redis, lag=lag_of(services)
+        ),
     )
     add_routes(routes, services)
     app.routes = routes

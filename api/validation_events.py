@@ -56,6 +56,12 @@ def close_all() -> None:
         batcher.close()
 
 
+def flush_all() -> None:
+    """Append what every batcher of this process has queued now (tests, before counting)."""
+    for batcher in list(_started):
+        batcher.flush()
+
+
 @dataclass(frozen=True)
 class ValidationOutcome:
     tenant_id: UUID

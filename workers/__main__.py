@@ -16,6 +16,7 @@ from datetime import datetime
 from ledger.application import LedgerApplication
 from ledger.store.dsn import redact_url
 from projections.inline import InlineProjections
+from workers.analytics import analytics_loops
 from workers.logs import configure_logging
 from workers.master_key import MasterKeyMissingError
 from workers.master_key import master_key_from_env
@@ -37,6 +38,7 @@ def build_loops(database_url: str) -> list[Loop]:
     ledger = LedgerApplication(database_url, pool_size=2, projector=InlineProjections())
     loops: list[Loop] = []
     loops += timer_loops(ledger, clock=utc_now)
+    loops += analytics_loops(ledger)
     try:
         master_key = master_key_from_env(os.environ)
     except MasterKeyMissingError as e:

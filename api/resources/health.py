@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import falcon
 
@@ -30,20 +31,40 @@ class HealthResource:
 
 
 class ReadyResource:
-    """``GET /api/v1/ready``: the database (and Redis, when configured) answer."""
+    """``GET /api/v1/ready``: the database (and Redis, when configured) answer.
+
+    Also reports each tailing consumer's lag (events not yet consumed, summed over
+    tenants) for operators; lag never makes the API unready: it serves requests from
+    its inline read models whatever the workers' progress.
+    """
 
     auth = Auth.NONE
 
-    def __init__(self, *, database: Probe, redis: Probe | None) -> None:
+    def __init__(
+        self,
+        *,
+        database: Probe,
+        redis: Probe | None,
+        lag: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self._database = database
         self._redis = redis
+        self._lag = lag
 
     @operation(
         summary="Readiness: the database (and Redis, when configured) answer",
         responses={
             200: {
                 "type": "object",
-                "properties": {"status": {"const": "ready"}, "database": {"type": "string"}},
+                "properties": {
+                    "status": {"const": "ready"},
+                    "database": {"type": "string"},
+                    "lag": {
+                        "type": "object",
+                        "description": "Events not yet consumed per tailing consumer.",
+                        "additionalProperties": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "required": ["status", "database"],
             }
         },
@@ -55,7 +76,16 @@ class ReadyResource:
         }
         if "unavailable" in checks.values():
             raise ApiError(UNAVAILABLE, "A dependency is unavailable.", details=checks)
-        resp.media = {"status": "ready", **checks}
+        resp.media = {"status": "ready", **checks, **self._lag_report()}
+
+    def _lag_report(self) -> dict[str, dict[str, int]]:
+        if self._lag is None:
+            return {}
+        try:
+            return {"lag": self._lag()}
+        except Exception as exc:  # lag is information, not readiness
+            _log.warning("lag unavailable", extra={"error": type(exc).__name__})
+            return {}
 
 
 def _check(name: str, probe: Probe) -> str:

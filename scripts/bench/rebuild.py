@@ -92,7 +92,7 @@ def _license_events(license_: License, count: int, start: datetime) -> None:
                 allow_transfer=True,
                 at=at,
             )
-        elif step in {2, 4} and machines:
+        elif step in {2, 4} and machines and _first_ping(license_, machines[-1]):
             license_.record_heartbeat(machine_id=machines[-1], at=at)
         elif step == 20 and machines:
             license_.deactivate_machine(machine_id=machines.pop(0), at=at)
@@ -102,6 +102,11 @@ def _license_events(license_: License, count: int, start: datetime) -> None:
             license_.reinstate(at=at)
         else:
             license_.increment_usage(increment=1, max_uses=None, at=at)
+
+
+def _first_ping(license_: License, machine_id: UUID) -> bool:
+    # Only a machine's first ping is an event (an ALIVE machine's pings are not).
+    return license_.machine(machine_id).heartbeat_status == "NOT_STARTED"
 
 
 def _new_license(product_id: UUID, policy_id: UUID, at: datetime) -> License:

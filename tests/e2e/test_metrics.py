@@ -44,4 +44,8 @@ def test_metrics_expose_the_documented_series(
     ) in text
     assert "licentric_validations_total" in text
     assert "licentric_rate_limit_fail_open_total" in text
+    for consumer in ("analytics", "resigner", "webhooks"):
+        assert f'licentric_consumer_lag_events{{consumer="{consumer}"}}' in text
+    assert "licentric_webhook_backlog_deliveries" in text
+    assert "licentric_webhook_failed_deliveries" in text
     assert key not in text
