@@ -19,7 +19,8 @@ tenant's log but write no live table; the replacement runs as the owner.
 
 from __future__ import annotations
 
-import re
+import queue
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -31,7 +32,6 @@ from uuid import UUID
 
 import orjson
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps
@@ -48,11 +48,14 @@ from ledger.store.replay import replay
 from ledger.store.tenancy import set_transaction_tenant
 from projections.read_models import ReadModel
 from projections.read_models import RowWriter
-from projections.read_models import Table
+from projections.shadows import Difference
+from projections.shadows import create_shadows
+from projections.shadows import differences
+from projections.shadows import drop_shadows
+from projections.shadows import replace_rows
+from projections.shadows import reset_shadows
 
 DEFAULT_BATCH = 500
-# `CREATE UNIQUE INDEX name ON public.` of pg_get_indexdef, to put a copy on a shadow.
-_UNIQUE_INDEX = re.compile(r"^CREATE UNIQUE INDEX \S+ ON (?:ONLY )?public\.")
 
 # The tenant's rows of the models' streams, in (stream, version) order: read through a
 # server-side cursor on a second connection, so rows stream in while writes commit.
@@ -71,20 +74,6 @@ _STREAM = f"""
 SELECT {REPLAY_COLUMNS} FROM public.events
 WHERE tenant_id = %s AND stream_id = %s ORDER BY version
 """  # noqa: S608 (fixed text)
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A row where the live read model and its rebuild disagree.
-
-    `kind`: "missing" (the events make a row the live table lacks), "unexpected" (a live
-    row no event justifies) or "different" (same key, other content).
-    """
-
-    tenant_id: UUID
-    table: str
-    key: tuple[Any, ...]
-    kind: str
 
 
 @dataclass
@@ -133,7 +122,7 @@ class Rebuild:
         conn = self._conn
         conn.execute(f"SET ROLE {AUDITOR_ROLE}")
         try:
-            with _second_connection(conn) as self._reader:
+            with _second_connection(conn) as self._reader, _Writer(self._write) as self._writer:
                 heads = list(tenants) if tenants is not None else list_tenants(conn)
                 self._create_shadows()
                 report = RebuildReport()
@@ -147,51 +136,15 @@ class Rebuild:
     # Shadows
 
     def _create_shadows(self) -> None:
-        """Each shadow: the live table's columns, defaults and checks, its unique indexes
-        (the writers' ON CONFLICT targets), and its row-level security, so the writers'
-        statements behave and plan as on the live table (`WHERE id = …` finds the
-        tenant's row through the index that leads with tenant_id)."""
-        conn = self._conn
-        for name in self._shadowed:
-            shadow, live = sql.Identifier("pg_temp", name), sql.Identifier("public", name)
-            conn.execute(
-                sql.SQL(
-                    "CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING GENERATED"
-                    " INCLUDING IDENTITY INCLUDING CONSTRAINTS)"
-                ).format(sql.Identifier(name), live)
-            )
-            rows = conn.execute(
-                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i"
-                " WHERE i.indrelid = %s::regclass AND i.indisunique",
-                (f"public.{name}",),
-            ).fetchall()
-            for (definition,) in rows:
-                conn.execute(_UNIQUE_INDEX.sub("CREATE UNIQUE INDEX ON pg_temp.", definition))
-            for statement in (
-                "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
-                "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
-                "CREATE POLICY tenant_isolation ON {} USING (tenant_id = current_tenant())",
-            ):
-                conn.execute(sql.SQL(statement).format(shadow))
+        create_shadows(self._conn, self._shadowed)
 
     def _drop_shadows(self) -> None:
-        for name in self._shadowed:
-            self._conn.execute(
-                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("pg_temp", name))
-            )
+        drop_shadows(self._conn, self._shadowed)
 
     def _reset_shadows(self, tenant_id: UUID) -> None:
         with self._conn.transaction(), self._conn.cursor() as curs:
             set_transaction_tenant(curs, tenant_id)
-            for name in self._shadowed:
-                curs.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier("pg_temp", name)))
-            for name in self._copied:
-                curs.execute(
-                    sql.SQL("INSERT INTO {} SELECT * FROM {} WHERE tenant_id = %s").format(
-                        sql.Identifier("pg_temp", name), sql.Identifier("public", name)
-                    ),
-                    (tenant_id,),
-                )
+            reset_shadows(curs, tenant_id, self._shadowed, self._copied)
 
     # Replay
 
@@ -222,14 +175,19 @@ class Rebuild:
                         carried_now = (stream_id, aggregate)
                 if last_batch and carried_now is not None:
                     complete.append(carried_now[1])
-                with self._conn.transaction(), self._conn.cursor() as curs:
-                    set_transaction_tenant(curs, tenant_id)
-                    self._project(tenant_id, complete)
+                self._writer.submit(tenant_id, complete)
                 read += len(rows)
                 self._progress(len(rows))
                 if last_batch:
+                    self._writer.drain()
                     return read
                 carried = carried_now
+
+    def _write(self, tenant_id: UUID, aggregates: list[Any]) -> None:
+        """One batch's rows, in one transaction (on the writer thread)."""
+        with self._conn.transaction(), self._conn.cursor() as curs:
+            set_transaction_tenant(curs, tenant_id)
+            self._project(tenant_id, aggregates)
 
     def _project(self, tenant_id: UUID, aggregates: list[Any]) -> None:
         if not aggregates:
@@ -261,11 +219,11 @@ class Rebuild:
                 self._progress(now - head.position)
             if self._verify:
                 for table in self._owned:
-                    report.differences.extend(_differences(curs, tenant_id, table))
+                    report.differences.extend(differences(curs, tenant_id, table))
                 return
             curs.execute("RESET ROLE")
             for table in self._owned:
-                report.rows_replaced += _replace(curs, tenant_id, table)
+                report.rows_replaced += replace_rows(curs, tenant_id, table)
             curs.execute(f"SET ROLE {AUDITOR_ROLE}")
 
     def _catch_up(self, curs: psycopg.Cursor[Any], tenant_id: UUID, since: int, now: int) -> None:
@@ -279,6 +237,53 @@ class Rebuild:
         self._project(tenant_id, aggregates)
 
 
+class _Writer:
+    """Writes batches on a thread of its own while the caller replays the next ones.
+
+    The database's time on a batch (the writers' statements) overlaps with the Python
+    replay of the following rows. One thread, in order, so transactions commit in the
+    order the batches were read; `drain` waits until every batch submitted is written
+    and raises what a write raised.
+    """
+
+    def __init__(self, write: Callable[[UUID, list[Any]], None]) -> None:
+        self._write = write
+        self._batches: queue.Queue[tuple[UUID, list[Any]] | None] = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._batches.put(None)
+        self._thread.join()
+
+    def submit(self, tenant_id: UUID, aggregates: list[Any]) -> None:
+        self._raise()
+        self._batches.put((tenant_id, aggregates))
+
+    def drain(self) -> None:
+        self._batches.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                if self._failure is None and batch[1]:
+                    self._write(*batch)
+            except BaseException as exc:  # handed to the replaying thread by drain()
+                self._failure = exc
+            finally:
+                self._batches.task_done()
+        self._batches.task_done()
+
+
 @contextmanager
 def _second_connection(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
     """Another session of the same login, reading as the auditor."""
@@ -290,51 +295,6 @@ def _second_connection(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connec
         reader.execute(f"SET ROLE {AUDITOR_ROLE}")
         reader.commit()
         yield reader
-
-
-def _sides(table: Table) -> tuple[sql.Composable, sql.Composable]:
-    where = sql.SQL(" WHERE tenant_id = %(tenant)s AND ({})").format(sql.SQL(table.scope))
-    live = sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table.name)) + where
-    shadow = sql.SQL("SELECT * FROM {}").format(sql.Identifier("pg_temp", table.name)) + where
-    return live, shadow
-
-
-def _differences(curs: psycopg.Cursor[Any], tenant_id: UUID, table: Table) -> list[Difference]:
-    live, shadow = _sides(table)
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
-    query = sql.SQL(
-        "SELECT {keys}, 'live' FROM ({live} EXCEPT {shadow}) d"
-        " UNION ALL SELECT {keys}, 'rebuilt' FROM ({shadow} EXCEPT {live}) d"
-    ).format(keys=keys, live=live, shadow=shadow)
-    sides: dict[tuple[Any, ...], set[str]] = {}
-    for *key, side in curs.execute(query, {"tenant": tenant_id}).fetchall():
-        sides.setdefault(tuple(key), set()).add(side)
-    kinds = {frozenset({"live"}): "unexpected", frozenset({"rebuilt"}): "missing"}
-    return [
-        Difference(tenant_id, table.name, key, kinds.get(frozenset(found), "different"))
-        for key, found in sides.items()
-    ]
-
-
-def _replace(curs: psycopg.Cursor[Any], tenant_id: UUID, table: Table) -> int:
-    """Make the live owned rows equal the rebuilt ones; the number of rows changed."""
-    live, shadow = _sides(table)
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
-    target = sql.Identifier("public", table.name)
-    deleted = curs.execute(
-        sql.SQL(
-            "DELETE FROM {target} WHERE tenant_id = %(tenant)s AND ({keys}) IN"
-            " (SELECT {keys} FROM ({live} EXCEPT {shadow}) d)"
-        ).format(target=target, keys=keys, live=live, shadow=shadow),
-        {"tenant": tenant_id},
-    ).rowcount
-    inserted = curs.execute(
-        sql.SQL("INSERT INTO {target} {shadow} EXCEPT {live}").format(
-            target=target, live=live, shadow=shadow
-        ),
-        {"tenant": tenant_id},
-    ).rowcount
-    return deleted + inserted
 
 
 def rebuild(

@@ -351,6 +351,7 @@ def run(
                 "ours": round(ours_rps),
                 "baseline": round(raw_rate),
                 "unit": "req/s",
+                "baseline_unit": "tx/s",
                 "ratio": round(ratio, 3),
                 "target": f">= {TARGET:.2f}",
                 "met": ratio >= TARGET,

@@ -1,9 +1,10 @@
 """Rebuild throughput vs a raw read of the same rows, and `asOf` vs a live read.
 
 1. Generates a ledger of at least `--events` events (default 1,000,000) over the live and
-   test environments of `--accounts` accounts: licenses of ~100 events each (machines
-   activated, heartbeats, usage, suspensions), appended in large batches through the
-   recorder with their inline read models (one `save_in` of many licenses per append).
+   test environments of `--accounts` accounts: licenses of `--license-events` events
+   each (default 100: metered use, two machines at a time, heartbeats, suspensions),
+   appended in large batches through the recorder (one `save_in` of many licenses, about
+   5,000 events, per append). The read models are then written by a first rebuild.
 2. Times, in the same run and over the same rows:
    - a raw read: the rows a rebuild reads, with the same query (stream order, batches,
      the same JSON decoder), doing nothing with them;
@@ -16,7 +17,7 @@
    the version) and `asOf` the middle of its history.
 
     python scripts/bench/rebuild.py [--events 1000000] [--accounts 2] [--as-of-events 10000]
-                                    [--jobs 2] [--keep]
+                                    [--license-events 100] [--jobs 2] [--keep]
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ from projections.rebuild import rebuild
 from projections.rebuild_jobs import rebuild_in_parallel
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-LICENSES_PER_APPEND = 50
-EVENTS_PER_LICENSE = 100
+APPEND = 5000  # events per append
 MASTER_KEY = secrets.token_bytes(32)
 PEPPER = secrets.token_bytes(32)
 
@@ -120,8 +120,8 @@ def _new_license(product_id: UUID, policy_id: UUID, at: datetime) -> License:
     )
 
 
-def _fill_tenant(url: str, tenant: UUID, events: int) -> int:
-    """One tenant's licenses, appended 50 licenses (5,000 events) per append. Bulk
+def _fill_tenant(url: str, tenant: UUID, events: int, per_license: int) -> int:
+    """One tenant's licenses, about 5,000 events per append. Bulk
     licenses are not snapshotted: snapshots are a cache, and a rebuild never reads them."""
     app = LedgerApplication(url, pool_size=1, extra_env={"IS_SNAPSHOTTING_ENABLED": "n"})
     try:
@@ -134,11 +134,12 @@ def _fill_tenant(url: str, tenant: UUID, events: int) -> int:
         )
         done = 0
         while done < events:
-            batch = [_new_license(product.id, policy.id, T0) for _ in range(LICENSES_PER_APPEND)]
+            count = max(1, APPEND // per_license)
+            batch = [_new_license(product.id, policy.id, T0) for _ in range(count)]
             for license_ in batch:
-                _license_events(license_, EVENTS_PER_LICENSE - 1, T0)
+                _license_events(license_, per_license - 1, T0)
             app.save_in(tenant, *batch, metadata={"actor": {"type": "system", "id": "bench"}})
-            done += LICENSES_PER_APPEND * EVENTS_PER_LICENSE
+            done += sum(license_.version for license_ in batch)
         return done
     except Exception as exc:
         # Domain errors do not unpickle in the parent (which would then wait forever).
@@ -147,7 +148,9 @@ def _fill_tenant(url: str, tenant: UUID, events: int) -> int:
         app.close()
 
 
-def generate(app: LedgerApplication, url: str, accounts: int, events: int) -> list[UUID]:
+def generate(
+    app: LedgerApplication, url: str, accounts: int, events: int, per_license: int
+) -> list[UUID]:
     """Accounts opened here; their environments filled by one process each (2 at a time)."""
     tenants: list[UUID] = []
     for _ in range(accounts):
@@ -158,7 +161,7 @@ def generate(app: LedgerApplication, url: str, accounts: int, events: int) -> li
     per_tenant = events // len(tenants)
     started, appended = time.perf_counter(), 0
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        jobs = [(url, tenant, per_tenant) for tenant in tenants]
+        jobs = [(url, tenant, per_tenant, per_license) for tenant in tenants]
         for done in pool.starmap(_fill_tenant, jobs, chunksize=1):
             appended += done
             rate = appended / (time.perf_counter() - started)
@@ -228,6 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=2)
+    parser.add_argument("--license-events", type=int, default=100, help="Events per license.")
     parser.add_argument("--as-of-events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2, help="Processes of the parallel run.")
@@ -241,7 +245,7 @@ def main() -> None:
     try:
         print(f"database: {url}", file=sys.stderr)
         started = time.perf_counter()
-        tenants = generate(app, url, args.accounts, args.events)
+        tenants = generate(app, url, args.accounts, args.events, args.license_events)
         license_id, newest = long_license(app, tenants[0], args.as_of_events)
         print(f"generation: {time.perf_counter() - started:.1f} s", file=sys.stderr)
         with psycopg.connect(url, autocommit=True) as conn:

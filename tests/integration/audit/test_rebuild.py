@@ -21,7 +21,7 @@ from ledger.audit.auditor import auditor_role
 from ledger.audit.auditor import list_tenants
 from projections.queries import get_license
 from projections.read_models import select
-from projections.rebuild import Difference
+from projections.shadows import Difference
 from projections.rebuild import rebuild
 from tests.integration.audit.world import ACTIONS
 from tests.integration.audit.world import World
