@@ -36,5 +36,5 @@ curl -sf "${bearer[@]}" "$api/licenses/$id/checkout" -d '{"fingerprint": "laptop
   | field "['data']['certificate'].splitlines()[0]"                       # -----BEGIN LICENSE FILE-----
 curl -sf -X POST "${bearer[@]}" "$api/licenses/$id/suspend" >/dev/null
 echo "suspended: $(validate)"                                            # SUSPENDED
-curl -sf "${bearer[@]}" "$api/licenses/$id/events" \
-  | field "['data'][-1]['type']"                                          # license.suspended
+curl -sf "${bearer[@]}" "$api/licenses/$id/events?limit=100" \
+  | field "['data'][0]['type']"                                           # license.created

@@ -60,7 +60,10 @@ class LicenseMachines(LedgerAggregate):
 
     @property
     def active_machines(self) -> list[Machine]:
-        return [m for m in self.machines if m.active]
+        # Filter the records first: a long-lived license has had many more machines.
+        return [
+            Machine.of(self.id, m) for m in self._machines.values() if m["deactivated_at"] is None
+        ]
 
     @property
     def machine_count(self) -> int:

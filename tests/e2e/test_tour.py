@@ -26,5 +26,5 @@ def test_the_readme_tour_runs(server: ServerProcess, live: OpenedEnvironment) ->
         "ALIVE",
         "-----BEGIN LICENSE FILE-----",
         "suspended: SUSPENDED",
-        "license.suspended",
+        "license.created",
     ]

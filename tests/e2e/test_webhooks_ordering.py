@@ -267,7 +267,9 @@ def test_kill_9_at_random_moments_loses_nothing(
     firsts = {}
     for record in sorted(receiver.accepted(tenant.path), key=lambda r: r.at):
         firsts.setdefault(record.id, record.at)
-    for repeat in repeats:
+    # Repeats the worker explains by a timed-out attempt are at-least-once at work on a
+    # loaded machine; every other repeat must straddle a kill.
+    for repeat in unexplained(repeats, tenant):
         assert any(firsts[repeat.id] <= kill <= repeat.at for kill in kills), (
             f"{repeat.id} was delivered twice without a kill in between"
         )
@@ -290,7 +292,8 @@ def test_two_workers_share_the_work_without_duplicates(
     env = worker_env(database, MASTER_KEY, **settings)
     with running_workers(env, tmp_path, count=2):
         tenant.generate().join()
-        wait_for(everything_arrived(receiver, tenant), timeout=120)
+        # Bounded, not a timing assertion: generous for a 2-core machine under load.
+        wait_for(everything_arrived(receiver, tenant), timeout=240)
     assert receiver.invalid == []
     repeats = check_order_and_completeness(receiver.accepted(tenant.path), tenant)
     assert unexplained(repeats, tenant) == []
