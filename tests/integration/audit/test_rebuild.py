@@ -21,8 +21,8 @@ from ledger.audit.auditor import auditor_role
 from ledger.audit.auditor import list_tenants
 from projections.queries import get_license
 from projections.read_models import select
-from projections.shadows import Difference
 from projections.rebuild import rebuild
+from projections.shadows import Difference
 from tests.integration.audit.world import ACTIONS
 from tests.integration.audit.world import World
 
