@@ -404,3 +404,17 @@ def test_head_hash_is_the_chain_over_the_feed(
     assert head["position"] == rows[-1]["position"]
     assert head["hash"] == bytes(rows[-1]["hash"]).hex()
     assert bytes(rows[-1]["hash"]) != GENESIS_HASH
+
+
+def test_another_environments_license_is_not_found_at_any_time(
+    client: CheckedClient, acme: Account, globex: Account
+) -> None:
+    license_id = _issue(client, acme.live.api_key)["id"]
+    now = datetime.now(UTC).isoformat()
+    for intruder in (globex.live, acme.test):
+        for path, params in (
+            (f"{V1}/licenses/{license_id}", {"asOf": now}),
+            (f"{V1}/licenses/{license_id}/events", {}),
+        ):
+            found = client.get(path, key=intruder.api_key, params=params)
+            assert found.status_code == 404, (path, intruder.environment)
