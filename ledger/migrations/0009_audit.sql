@@ -30,12 +30,15 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO licentric_auditor;
 -- Read models added by later migrations of this owner are readable too (under their RLS).
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO licentric_auditor;
 
+-- `TO licentric_auditor` also covers every MEMBER of the role, and the owner is one: the
+-- check on current_user keeps the owner itself under tenant RLS until it explicitly
+-- `SET ROLE licentric_auditor`.
 CREATE POLICY auditor_reads_every_tenant ON events
-    FOR SELECT TO licentric_auditor USING (true);
+    FOR SELECT TO licentric_auditor USING (current_user = 'licentric_auditor');
 CREATE POLICY auditor_reads_every_tenant ON log_heads
-    FOR SELECT TO licentric_auditor USING (true);
+    FOR SELECT TO licentric_auditor USING (current_user = 'licentric_auditor');
 CREATE POLICY auditor_reads_every_tenant ON tenants
-    FOR SELECT TO licentric_auditor USING (true);
+    FOR SELECT TO licentric_auditor USING (current_user = 'licentric_auditor');
 
 CREATE INDEX events_validation_license
     ON events (tenant_id, (data->>'license_id'), position)
