@@ -20,6 +20,11 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime
+from typing import Generic
+from typing import TypeVar
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
 
 from ledger.application import LedgerApplication
 from ledger.commands.base import Actor
@@ -42,13 +47,14 @@ TIMER_ACTOR = Actor("system", "timers")
 DEFAULT_BATCH = 100
 
 Clock = Callable[[], datetime]
+Item = TypeVar("Item")
 
 
-class HeartbeatDeadlines:
-    """Machines past their heartbeat deadline -> DEAD (and deactivated under
-    DEACTIVATE_DEAD, which frees the seat)."""
+class _DueItems(Generic[Item]):
+    """One batch of due items found through the due-time index, each handled in its
+    own tenant; shuffled so several workers rarely start on the same item."""
 
-    name = "timers.heartbeats"
+    name = ""
 
     def __init__(
         self, ledger: LedgerApplication, *, clock: Clock, batch: int = DEFAULT_BATCH
@@ -60,9 +66,25 @@ class HeartbeatDeadlines:
     def run_once(self) -> int:
         now = self._clock()
         with self._ledger.transaction() as curs:
-            due = due_heartbeats(curs, now, self._batch)
+            due = self._due(curs, now, self._batch)
         random.shuffle(due)
         return sum(self._handle(item, now) for item in due)
+
+    def _due(self, curs: Cursor[DictRow], now: datetime, limit: int) -> list[Item]:
+        raise NotImplementedError
+
+    def _handle(self, item: Item, now: datetime) -> bool:
+        raise NotImplementedError
+
+
+class HeartbeatDeadlines(_DueItems[DueHeartbeat]):
+    """Machines past their heartbeat deadline -> DEAD (and deactivated under
+    DEACTIVATE_DEAD, which frees the seat)."""
+
+    name = "timers.heartbeats"
+
+    def _due(self, curs: Cursor[DictRow], now: datetime, limit: int) -> list[DueHeartbeat]:
+        return due_heartbeats(curs, now, limit)
 
     def _handle(self, item: DueHeartbeat, now: datetime) -> bool:
         ledger = self._ledger
@@ -88,24 +110,13 @@ class HeartbeatDeadlines:
         return True
 
 
-class LicenseExpiries:
+class LicenseExpiries(_DueItems[DueExpiry]):
     """Licenses past `expiresAt` -> `license.expired` (and revoked under REVOKE)."""
 
     name = "timers.expiries"
 
-    def __init__(
-        self, ledger: LedgerApplication, *, clock: Clock, batch: int = DEFAULT_BATCH
-    ) -> None:
-        self._ledger = ledger
-        self._clock = clock
-        self._batch = batch
-
-    def run_once(self) -> int:
-        now = self._clock()
-        with self._ledger.transaction() as curs:
-            due = due_expiries(curs, now, self._batch)
-        random.shuffle(due)
-        return sum(self._handle(item, now) for item in due)
+    def _due(self, curs: Cursor[DictRow], now: datetime, limit: int) -> list[DueExpiry]:
+        return due_expiries(curs, now, limit)
 
     def _handle(self, item: DueExpiry, now: datetime) -> bool:
         ctx = CommandContext(item.tenant_id, TIMER_ACTOR, now)
