@@ -56,6 +56,9 @@ class Config:
     log_level: str = "info"
     # How long validation events wait in memory before their batch is appended.
     validation_flush_ms: int = 200
+    # Validation facts kept in memory per API process (api/facts_cache.py); 0 turns the
+    # cache off (every validation reads PostgreSQL).
+    facts_cache_size: int = 100_000
 
     @property
     def embedded(self) -> bool:
@@ -103,6 +106,9 @@ class Config:
             "log_level": env.choice("LICENTRIC_LOG_LEVEL", "info", _LOG_LEVELS),
             "validation_flush_ms": env.integer(
                 "LICENTRIC_VALIDATION_FLUSH_MS", 200, low=10, high=600_000
+            ),
+            "facts_cache_size": env.integer(
+                "LICENTRIC_FACTS_CACHE_SIZE", 100_000, low=0, high=100_000_000
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import falcon
 
 from api.logging import request_id_var
+from ledger.ids import unique_id
 
 HEADER = "X-Request-Id"
 # Echoed ids end up in logs and headers: accept only a conservative alphabet and length
@@ -47,4 +47,4 @@ class RequestIdMiddleware:
 def _choose(incoming: str | None) -> str:
     if incoming is not None and _ACCEPTABLE.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return unique_id().hex

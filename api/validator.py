@@ -1,6 +1,7 @@
 """The validation hot path (API.md §5): read → decide → (count a use) → serialize → sign.
 
-- Read: one statement (`projections.validation`), one round trip.
+- Read: the process's facts cache (api/facts_cache.py), else one statement
+  (`projections.validation`), one round trip.
 - Decide: the pure `ledger.domain.validation.validate`.
 - Count: only a `valid: true` on a policy with `maxUses`, or the first ever `valid: true`
   (`license.activated`), runs a command (`ledger.commands.validations`), committed before
@@ -18,6 +19,7 @@ When the caller names its environment with an optional Bearer API key, NOT_FOUND
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from uuid import UUID
 
 import orjson
 
+from api.facts_cache import FactsCache
 from api.metrics import VALIDATIONS
 from api.response_signing import ResponseSecrets
 from api.response_signing import signature_headers
@@ -80,8 +83,15 @@ class SignedAnswer:
 
 
 class Validator:
-    def __init__(self, services: Services, events: ValidationEventBatcher | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        events: ValidationEventBatcher | None = None,
+        cache: FactsCache | None = None,
+    ) -> None:
         self._services = services
+        config = services.config
+        self.cache = cache or FactsCache(config.database_url, max_entries=config.facts_cache_size)
         self.events = events or ValidationEventBatcher(
             lambda: services.ledger, interval=services.config.validation_flush_ms / 1000
         )
@@ -98,13 +108,20 @@ class Validator:
         key_hash = bytes.fromhex(keyed_hash(self._services.pepper, key))
 
         def read() -> ValidationFacts | None:
+            ticket = self.cache.ticket()
             with self._services.ledger.autocommit() as curs:
                 facts = read_by_key(curs, key_hash)
+            if facts is not None and _cacheable(facts):
+                self.cache.put(key_hash, facts, ticket)
             if facts is None or caller_tenant not in (None, facts.tenant_id):
                 return None
             return facts
 
-        facts = read()
+        facts = self.cache.get(key_hash)
+        if facts is None:
+            facts = read()
+        elif caller_tenant not in (None, facts.tenant_id):
+            facts = None
         if facts is None:
             secret = None if caller_tenant is None else self._tenant_secret(caller_tenant)
             return self._not_found(request, now, secret)
@@ -162,6 +179,7 @@ class Validator:
                     return self._not_found(request, now, self._secret_of(facts))
                 facts = fresh
                 continue
+            self.cache.drop_license(facts.license.id)
             license_ = dataclasses.replace(facts.license, uses_count=used.uses_count)
             facts = dataclasses.replace(facts, license=license_)
             break
@@ -219,7 +237,7 @@ class Validator:
     def _answer(
         data: dict[str, Any], request: ValidationRequest, now: datetime, secret: bytes | None
     ) -> SignedAnswer:
-        VALIDATIONS.labels(str(data["code"])).inc()
+        _validations(data["code"]).inc()
         metadata: dict[str, Any] = {"ts": iso_ms(now)}
         if request.nonce is not None:
             metadata["nonce"] = request.nonce
@@ -251,6 +269,16 @@ class Validator:
             environment: object = ledger.repository.get(tenant_id)
         assert isinstance(environment, Environment)
         return environment.encrypted_response_secret
+
+
+@functools.cache
+def _validations(code: str) -> Any:
+    return VALIDATIONS.labels(str(code))  # one child per code, looked up once
+
+
+def _cacheable(facts: ValidationFacts) -> bool:
+    """Facts whose `valid: true` runs no command: nothing to count, not the first."""
+    return facts.activated and effective_max_uses(facts.license, facts.policy) is None
 
 
 def _result(decision: Decision, license_: LicenseFacts) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class ValidationFacts:
     tenant_id: UUID
     encrypted_response_secret: str | None
     license: LicenseFacts
+    policy_id: UUID | None  # None only before migration 0012 (the cache then keeps none)
     policy: PolicyFacts
     machines: tuple[MachineFacts, ...]
     activated: bool  # a `valid: true` was recorded before (`license.activated`)
@@ -79,6 +80,7 @@ def _facts(row: DictRow | None) -> ValidationFacts | None:
             overridable=pol["overridable"],
             entitlements=tuple(pol["entitlements"]),
         ),
+        policy_id=UUID(lic["policyId"]) if lic.get("policyId") else None,
         machines=tuple(_machine(m) for m in facts["machines"]),
         activated=lic["activated"],
     )

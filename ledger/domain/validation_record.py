@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from typing import ClassVar
 from uuid import UUID
 
@@ -74,14 +75,40 @@ class ValidationRecord(Aggregate):
         request_id: str | None = None,
         at: datetime,
     ) -> ValidationRecord:
-        return cls._create(
-            cls.Success if valid else cls.Failed,
-            id=id,
-            license_id=str(license_id),
-            machine_id=None if machine_id is None else str(machine_id),
+        data = outcome_data(
+            license_id,
+            code=code,
+            machine_id=machine_id,
             fingerprint=fingerprint,
-            code=str(code),
-            missing=list(missing),
+            missing=missing,
             request_id=request_id,
-            timestamp=require_utc(at),
         )
+        return cls._create(
+            cls.Success if valid else cls.Failed, id=id, timestamp=require_utc(at), **data
+        )
+
+
+def outcome_event_name(valid: bool) -> str:
+    """The stable name `record` stores its event under (`validation.success`)."""
+    return f"{ValidationRecord.stream_type}.{'success' if valid else 'failed'}"
+
+
+def outcome_data(
+    license_id: UUID,
+    *,
+    code: ValidationCode,
+    machine_id: UUID | None,
+    fingerprint: str | None,
+    missing: Sequence[str],
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The event's fields, as `record` gives them: the batcher appends these directly
+    (ledger.store.mapper.stored_event) instead of building one aggregate per validation."""
+    return {
+        "license_id": str(license_id),
+        "machine_id": None if machine_id is None else str(machine_id),
+        "fingerprint": fingerprint,
+        "code": str(code),
+        "missing": list(missing),
+        "request_id": request_id,
+    }

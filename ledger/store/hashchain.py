@@ -25,8 +25,16 @@ GENESIS_HASH = bytes(32)
 
 
 def iso_micro(moment: datetime) -> str:
-    """UTC with microseconds: the precision Postgres timestamptz keeps."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds: the precision Postgres timestamptz keeps.
+
+    The text is hashed into the chain, so it must never change: it is
+    `strftime("%Y-%m-%dT%H:%M:%S.%fZ")`, which `isoformat` equals (at a third of the
+    cost, on every append) for four-digit years; strftime keeps the others.
+    """
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +56,12 @@ class ChainedEvent:
     def canonical_bytes(self) -> bytes:
         return orjson.dumps(
             {
-                "tenant": str(self.tenant_id),
-                "stream": str(self.stream_id),
+                # orjson writes a UUID as str() does, without building the str first.
+                "tenant": self.tenant_id,
+                "stream": self.stream_id,
                 "streamType": self.stream_type,
                 "version": self.version,
-                "id": str(self.event_id),
+                "id": self.event_id,
                 "type": self.event_type,
                 "schemaVersion": self.schema_version,
                 "data": self.data,
@@ -66,10 +75,10 @@ class ChainedEvent:
     def append_row(self) -> dict[str, Any]:
         """The event as `append_events` takes it (the database adds the position)."""
         return {
-            "stream": str(self.stream_id),
+            "stream": self.stream_id,
             "streamType": self.stream_type,
             "version": self.version,
-            "id": str(self.event_id),
+            "id": self.event_id,
             "type": self.event_type,
             "schemaVersion": self.schema_version,
             "data": self.data,

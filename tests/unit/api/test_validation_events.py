@@ -1,4 +1,5 @@
-"""The validation-event batcher, with a recording fake in place of the ledger."""
+"""The validation-event batcher, with a recording fake in place of the ledger's recorder;
+and its stored events are exactly those of `ValidationRecord.record` through the mapper."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ from typing import Any
 from uuid import UUID
 from uuid import uuid4
 
+from eventsourcing.persistence import StoredEvent
+from hypothesis import given
+from hypothesis import strategies as st
+
 from api import validation_events
 from api.validation_events import ValidationEventBatcher
 from api.validation_events import ValidationOutcome
+from ledger.application import STREAMS
 from ledger.domain.codes import ValidationCode
 from ledger.domain.validation_record import ValidationRecord
+from ledger.store.mapper import EventNames
+from ledger.store.mapper import StableNameMapper
 from ledger.store.recorder import ConcurrencyConflictError
+from ledger.store.tenancy import require_tenant
 
 TENANT_A = UUID(int=1)
 TENANT_B = UUID(int=2)
@@ -23,19 +32,23 @@ TENANT_B = UUID(int=2)
 
 @dataclass
 class FakeLedger:
-    """Records each `save_in` (one transaction); fails as told."""
+    """Records each `insert_events` (one append) of its recorder; fails as told."""
 
-    saves: list[tuple[UUID, list[ValidationRecord]]] = field(default_factory=list)
+    saves: list[tuple[UUID, list[StoredEvent]]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     stored: set[UUID] = field(default_factory=set)
 
-    def save_in(self, tenant_id: UUID, *records: ValidationRecord, metadata: Any) -> None:
+    @property
+    def recorder(self) -> FakeLedger:
+        return self
+
+    def insert_events(self, events: list[StoredEvent], *, metadata: Any) -> None:
         if self.failures:
             raise self.failures.pop(0)
-        if any(r.id in self.stored for r in records):
+        if any(e.originator_id in self.stored for e in events):
             raise ConcurrencyConflictError("stream version taken")
-        self.stored.update(r.id for r in records)
-        self.saves.append((tenant_id, list(records)))
+        self.stored.update(e.originator_id for e in events)
+        self.saves.append((require_tenant(), list(events)))
 
 
 def outcome(tenant_id: UUID = TENANT_A, *, valid: bool = True) -> ValidationOutcome:
@@ -56,7 +69,7 @@ def test_one_append_per_tenant_per_flush() -> None:
     assert events.flush()
     assert sorted((t, len(r)) for t, r in fake.saves) == [(TENANT_A, 2), (TENANT_B, 1)]
     records = dict(fake.saves)[TENANT_A]
-    assert [type(r.collect_events()[0]).__name__ for r in records] == ["Success", "Failed"]
+    assert [r.topic for r in records] == ["validation.success@1", "validation.failed@1"]
     events.close()
 
 
@@ -86,7 +99,7 @@ def test_a_retry_of_a_committed_batch_stores_only_the_new_items() -> None:
     events.record(first)
     events.record(second := outcome())
     events.flush()
-    assert [r.id for _, records in fake.saves for r in records] == [
+    assert [r.originator_id for _, records in fake.saves for r in records] == [
         first.record_id,
         second.record_id,
     ]
@@ -101,3 +114,40 @@ def test_close_flushes_what_is_queued() -> None:
     events.close()
     assert len(fake.stored) == 2
     events.close()  # idempotent
+
+
+@given(
+    valid=st.booleans(),
+    code=st.sampled_from(list(ValidationCode)),
+    machine=st.none() | st.uuids(),
+    fingerprint=st.none() | st.text(max_size=20),
+    missing=st.lists(st.text(max_size=8), max_size=3).map(tuple),
+    request_id=st.none() | st.text(max_size=12),
+    at=st.datetimes(timezones=st.just(UTC)),
+)
+def test_the_direct_events_are_those_of_the_aggregate(
+    valid: bool,
+    code: ValidationCode,
+    machine: UUID | None,
+    fingerprint: str | None,
+    missing: tuple[str, ...],
+    request_id: str | None,
+    at: datetime,
+) -> None:
+    item = ValidationOutcome(
+        TENANT_A, uuid4(), valid, code, at, machine, fingerprint, missing, request_id
+    )
+    EventNames.register(*STREAMS)
+    record = ValidationRecord.record(
+        id=item.record_id,
+        valid=valid,
+        license_id=item.license_id,
+        code=code,
+        machine_id=machine,
+        fingerprint=fingerprint,
+        missing=missing,
+        request_id=request_id,
+        at=at,
+    )
+    mapper = StableNameMapper(transcoder=None)  # type: ignore[arg-type]
+    assert validation_events._stored(item) == mapper.to_stored_event(record.collect_events()[0])

@@ -1,0 +1,222 @@
+"""Validation facts kept in memory, dropped the moment a row they came from changes.
+
+A validation reads a license, its policy, its active machines with their latest pings and
+the environment's signing secret (`validation_facts`, migration 0005). Read from
+PostgreSQL that is a round trip and ~0.5 ms of database CPU per request; most validations
+re-read facts that have not changed since the last one. So each API process keeps them,
+keyed by the license key's hash, and drops them on the notifications of migration 0012:
+statement triggers on every table the read touches send `licentric_facts` messages at
+commit, whoever the writer is (API, worker timers, re-signer, rebuild, a DBA's UPDATE).
+
+Why a cached answer is never older than what the database had when the request arrived,
+give or take the moment between a commit and its message reaching this process's
+socket (PostgreSQL signals the listening backends as it commits):
+- Entries are served only while the listener is connected. When it loses its
+  connection the whole cache is dropped and bypassed until LISTEN is back in place, then
+  dropped again (messages sent in between were missed).
+- A message that has reached the socket but not been handled yet (this process's
+  listener thread not scheduled yet, or mid-batch) counts: while anything is pending,
+  the cache is bypassed (`ChannelListener.pending`, a non-blocking poll).
+- A read that raced with a change is not stored: `ticket()` is taken before the read,
+  and `put()` refuses when any message that could concern those facts arrived since (a
+  change committed after the read's snapshot announces itself after the read started).
+- Time-dependent answers (expiry, heartbeat deadlines) are decided per request from the
+  facts and the clock; the facts themselves do not change with time.
+- A backstop `ttl` bounds the damage of a writer that bypassed the triggers
+  (`session_replication_role = replica`, say).
+What the cache does not hold: facts the validation must count against (`maxUses`) or
+record a first activation for; those answers are committed by a command anyway.
+The window left is PostgreSQL's own: from a commit to its message being written to
+the listeners' sockets, microseconds, while the writer's client is still receiving its
+COMMIT. docs/validation.md ("Facts cache") says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Iterable
+from uuid import UUID
+
+from ledger.store.listen import ChannelListener
+from projections.validation import ValidationFacts
+
+_log = logging.getLogger(__name__)
+
+CHANNEL = "licentric_facts"
+DEFAULT_TTL_SECONDS = 60.0
+# Recent messages remembered for `put`'s race check; a read older than the oldest is
+# simply not stored.
+_RECENT = 4096
+_ALL = "*"
+
+
+class FactsCache:
+    """Thread-safe. Reads take no lock (one dict lookup); changes take `_lock`."""
+
+    def __init__(
+        self,
+        database_url: str | None,
+        *,
+        max_entries: int = 100_000,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = database_url
+        self._max = max_entries
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[ValidationFacts, float]] = {}
+        self._by_license: dict[str, bytes] = {}
+        self._by_policy: dict[str, set[bytes]] = {}
+        self._by_tenant: dict[str, set[bytes]] = {}
+        self._seq = 0  # count of messages (and connection changes) seen
+        self._recent: deque[tuple[int, str, str]] = deque(maxlen=_RECENT)
+        self._live = False
+        self._listener: ChannelListener | None = None
+        self.enabled = database_url is not None and max_entries > 0
+        self.hits = 0  # answers served from memory (approximate under threads; tests)
+
+    # The request path
+
+    def get(self, key_hash: bytes) -> ValidationFacts | None:
+        if not self._live:
+            self._start()
+            return None
+        entry = self._entries.get(key_hash)
+        if entry is None or self._clock() - entry[1] > self._ttl:
+            return None
+        listener = self._listener
+        if listener is not None and listener.pending():
+            return None  # a message not handled yet may concern it: read the database
+        self.hits += 1
+        return entry[0]
+
+    def ticket(self) -> int:
+        """Take before reading the facts from the database; hand to `put`."""
+        return self._seq
+
+    def put(self, key_hash: bytes, facts: ValidationFacts, ticket: int) -> None:
+        if not self._live or facts.policy_id is None:
+            return
+        license_id = str(facts.license.id)
+        policy_id = str(facts.policy_id)
+        tenant_id = str(facts.tenant_id)
+        with self._lock:
+            if not self._live or self._stale(ticket, license_id, policy_id, tenant_id):
+                return
+            if key_hash not in self._entries and len(self._entries) >= self._max:
+                self._evict(next(iter(self._entries)))
+            self._entries[key_hash] = (facts, self._clock())
+            self._by_license[license_id] = key_hash
+            self._by_policy.setdefault(policy_id, set()).add(key_hash)
+            self._by_tenant.setdefault(tenant_id, set()).add(key_hash)
+
+    def drop_license(self, license_id: UUID) -> None:
+        """This process changed the license: forget it now, not when the message comes."""
+        self._message("L", (str(license_id),))
+
+    # Notifications
+
+    def on_notify(self, payload: str) -> None:
+        kind, _, rest = payload.partition("|")
+        tenant, _, ids = rest.partition("|")
+        if kind in ("L", "P") and ids:
+            self._message(kind, ids.split(","))
+        elif kind == "T" and tenant:
+            self._message("T", (tenant,))
+        elif kind == "K":
+            return  # API keys: not validation facts
+        else:  # "*" (a truncate) or a message this version does not know
+            self._message(_ALL, ("",))
+
+    def _message(self, kind: str, ids: Iterable[str]) -> None:
+        with self._lock:
+            for one in ids:
+                self._seq += 1
+                self._recent.append((self._seq, kind, one))
+                if kind == "L":
+                    key_hash = self._by_license.get(one)
+                    if key_hash is not None:
+                        self._evict(key_hash)
+                elif kind == "P":
+                    for key_hash in list(self._by_policy.get(one, ())):
+                        self._evict(key_hash)
+                elif kind == "T":
+                    for key_hash in list(self._by_tenant.get(one, ())):
+                        self._evict(key_hash)
+                else:
+                    self._clear()
+
+    def _connected(self) -> None:
+        self._message(_ALL, ("",))
+        self._live = True
+        _log.info("validation facts cache: listening on %s", CHANNEL)
+
+    def _lost(self) -> None:
+        self._live = False
+        self._message(_ALL, ("",))
+
+    # Internals (under _lock)
+
+    def _stale(self, ticket: int, license_id: str, policy_id: str, tenant_id: str) -> bool:
+        if ticket == self._seq:
+            return False
+        if not self._recent or self._recent[0][0] > ticket + 1:
+            return True  # messages since the read were forgotten: assume the worst
+        concerned = {"L": license_id, "P": policy_id, "T": tenant_id}
+        for seq, kind, one in reversed(self._recent):
+            if seq <= ticket:
+                break
+            if kind == _ALL or concerned.get(kind) == one:
+                return True
+        return False
+
+    def _evict(self, key_hash: bytes) -> None:
+        entry = self._entries.pop(key_hash, None)
+        if entry is None:
+            return
+        facts = entry[0]
+        self._by_license.pop(str(facts.license.id), None)
+        _discard(self._by_policy, str(facts.policy_id), key_hash)
+        _discard(self._by_tenant, str(facts.tenant_id), key_hash)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._by_license.clear()
+        self._by_policy.clear()
+        self._by_tenant.clear()
+
+    def _start(self) -> None:
+        # Started on first use, after gunicorn forked this worker (threads do not
+        # survive a fork).
+        if not self.enabled or self._listener is not None or self._url is None:
+            return
+        with self._lock:
+            if self._listener is not None:
+                return
+            self._listener = ChannelListener(
+                self._url,
+                CHANNEL,
+                self.on_notify,
+                on_connected=self._connected,
+                on_lost=self._lost,
+                name="facts-cache-listener",
+            ).start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self._lost()
+
+
+def _discard(index: dict[str, set[bytes]], key: str, key_hash: bytes) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(key_hash)
+        if not members:
+            del index[key]

@@ -1,0 +1,37 @@
+"""The hashed text never changes: the fast forms equal the ones the chain began with."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.store.hashchain import ChainedEvent
+from ledger.store.hashchain import iso_micro
+
+ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
+
+
+@given(st.datetimes(timezones=ZONES))
+def test_iso_micro_is_the_strftime_text(moment: datetime) -> None:
+    assert iso_micro(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@given(st.uuids(), st.uuids(), st.uuids(), st.datetimes(timezones=st.just(UTC)))
+def test_uuids_are_hashed_as_their_text(
+    tenant: UUID, stream: UUID, event: UUID, at: datetime
+) -> None:
+    def chained(t: object, s: object, e: object) -> ChainedEvent:
+        return ChainedEvent(t, s, "license", 1, e, "license.created", 1, {"a": 1}, {}, at, at)  # type: ignore[arg-type]
+
+    as_uuids = chained(tenant, stream, event)
+    as_text = chained(str(tenant), str(stream), str(event))
+    assert as_uuids.canonical_bytes() == as_text.canonical_bytes()
+    assert as_uuids.append_row() == {**as_text.append_row(), "stream": stream, "id": event}
