@@ -161,6 +161,11 @@ def running_receiver(receiver: Receiver) -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
+            if len(body) < length:
+                # The sender died mid-request (a worker killed with SIGKILL): nothing
+                # arrived, as for any dropped connection; it is not a bad signature.
+                self.close_connection = True
+                return
             status = receiver.answer(self.path, body, self.headers)
             reply = b'{"ok":true}' if status == 200 else b'{"ok":false}'
             self.send_response(status)
