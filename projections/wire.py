@@ -10,9 +10,11 @@ def iso_ms(moment: datetime | None) -> str | None:
     """`2026-01-15T10:30:00.000Z` (API.md §1); None stays None."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad; keep its text for these
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat is a third of strftime's cost (every validation answer has two of these).
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def iso_ms_text(text: str | None) -> str | None:

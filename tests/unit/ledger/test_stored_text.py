@@ -1,4 +1,4 @@
-"""The hashed text never changes: the fast forms equal the ones the chain began with."""
+"""Text that is hashed or on the wire never changes: the fast forms equal the old ones."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ledger.store.hashchain import ChainedEvent
 from ledger.store.hashchain import iso_micro
+from projections.wire import iso_ms
 
 ZONES = st.sampled_from(
     [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
@@ -35,3 +36,11 @@ def test_uuids_are_hashed_as_their_text(
     as_text = chained(str(tenant), str(stream), str(event))
     assert as_uuids.canonical_bytes() == as_text.canonical_bytes()
     assert as_uuids.append_row() == {**as_text.append_row(), "stream": stream, "id": event}
+
+
+@given(st.datetimes(timezones=ZONES))
+def test_iso_ms_is_the_strftime_text(moment: datetime) -> None:
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}Z"
+    )
+    assert iso_ms(moment) == expected
