@@ -18,6 +18,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.application import Repository
 from eventsourcing.domain import MutableOrImmutableAggregate
 from psycopg import Cursor
 from psycopg.conninfo import conninfo_to_dict
@@ -37,7 +38,9 @@ from ledger.store.mapper import EventNames
 from ledger.store.mapper import saving
 from ledger.store.recorder import ConcurrencyConflictError
 from ledger.store.recorder import Projector
+from ledger.store.recorder import TenantRecorder
 from ledger.store.recorder import tenant_transaction
+from ledger.store.repository import OneTripRepository
 from ledger.store.tenancy import tenant_scope
 
 T = TypeVar("T")
@@ -105,6 +108,17 @@ class LedgerApplication(Application[UUID]):
         env.update(extra_env or {})
         EventNames.register(*STREAMS)
         super().__init__(env=env)
+
+    def construct_repository(self) -> Repository[UUID]:
+        # The library's, with every latest-state load in one round trip
+        # (ledger/store/repository.py). No aggregate cache: our env sets none.
+        recorder = self.events.recorder
+        assert isinstance(recorder, TenantRecorder)
+        return OneTripRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            datastore=recorder.datastore,
+        )
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with saving(objs):

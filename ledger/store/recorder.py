@@ -74,6 +74,7 @@ _APPEND = """
 SELECT append_events(%s, %s::jsonb, %s::jsonb, %s) AS last
 """
 
+_LOAD_STREAM = "SELECT * FROM load_stream(%s, %s)"
 _SELECT_STREAM = """
 SELECT stream_id, version, event_type, schema_version, data, occurred_at
 FROM events WHERE tenant_id = %s AND stream_id = %s
@@ -259,6 +260,28 @@ class TenantRecorder(PostgresApplicationRecorder):
             curs.execute("SELECT position FROM log_heads WHERE tenant_id = %s", (tenant,))
             row = curs.fetchone()
             return None if row is None else int(row["position"])
+
+
+def select_stream(
+    datastore: PostgresDatastore, tenant: UUID, stream_id: UUID
+) -> tuple[StoredEvent | None, list[StoredEvent]]:
+    """The stream's latest snapshot (or None) and its events after it, in one round
+    trip (`load_stream`, migration 0014), as the two recorders' selects return them."""
+    with datastore.get_connection() as conn:
+        rows = conn.execute(_LOAD_STREAM, (tenant, stream_id), prepare=True).fetchall()
+    snapshot: StoredEvent | None = None
+    events: list[StoredEvent] = []
+    for row in rows:
+        if row["topic"] is not None:
+            snapshot = StoredEvent(
+                originator_id=stream_id,
+                originator_version=row["version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+        else:
+            events.append(stored_event_from_row({**row, "stream_id": stream_id}))
+    return snapshot, events
 
 
 class TenantSnapshotRecorder(PostgresAggregateRecorder):

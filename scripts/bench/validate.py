@@ -1,19 +1,25 @@
 """validate-key vs a bare Falcon endpoint, and validate-key at 1,000,000 vs 10,000 licenses.
 
     python scripts/bench/validate.py [--seconds 5] [--repeat 3] [--connections 16]
-        [--small 10000] [--large 1000000] [--sample 10000] [--profile 10] [--json]
+        [--small 10000] [--large 1000000] [--sample 10000] [--warm-passes 3]
+        [--profile 10] [--json]
 
-Three servers run side by side, all gunicorn with api/gunicorn_conf.py and the same
+Four servers run side by side, all gunicorn with api/gunicorn_conf.py and the same
 workers x threads (what `licentric serve` uses on this machine):
 - `licentric serve` on a database of `--small` licenses, and another on `--large`;
 - the bare app (scripts/bench/bare_app.py): no middleware, no database, a constant JSON
-  body of the size of a real validate-key answer.
+  body of the size of a real validate-key answer;
+- `licentric serve` on the small database with the facts cache off
+  (LICENTRIC_FACTS_CACHE_SIZE=0): every validation reads PostgreSQL.
+Before the trials each cached server receives every sampled key `--warm-passes` times
+(steady state of a fleet that validates repeatedly; the uncached server is the other
+extreme, printed beside it).
 wrk (a separate process; scripts/bench/wrk_requests.lua) sends `POST
 /api/v1/licenses/validate-key {"key", "fingerprint"}` for `--sample` licenses drawn at
 random from the whole table, each with the fingerprint of its active machine (answer:
-VALID, machine populated). Trials alternate between the three servers (the order rotates
+VALID, machine populated). Trials alternate between the servers (the order rotates
 each round) and the median of `--repeat` trials is shown, so slow phases of a shared
-machine hit all three. Then one connection at a time, for latency without queueing.
+machine hit all of them. Then one connection at a time, for latency without queueing.
 
 Licenses: one is made by the commands; the rest are cloned into the read models with
 COPY as the database owner (scripts/bench/_bulk.py). They have no events, which is fine
@@ -69,6 +75,7 @@ from scripts.bench._wrk import write_requests
 
 PATH = "/api/v1/licenses/validate-key"
 RATIO_TARGET = 0.70
+UNCACHED = "validate@{}-uncached"
 SCALE_TARGET = 1.2
 
 
@@ -183,6 +190,27 @@ def alternate(
     return {name: median_result(results) for name, results in samples.items()}
 
 
+def warm_up_caches(
+    targets: dict[str, Target], warm: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> None:
+    """Send every sampled key `--warm-passes` times to each cached server, so the trials
+    measure the steady state of a fleet that validates repeatedly (each gunicorn worker
+    keeps its own cache; wrk walks the sample in order, so a short trial alone would
+    mostly measure first reads). The uncached server shows the other extreme."""
+    for name, target in targets.items():
+        if not name.startswith("validate@") or name.endswith("-uncached"):
+            continue
+        seconds = args.warm_passes * args.sample / max(warm[name]["rps"], 100.0)
+        log(f"  warming {name}: {args.warm_passes} passes over the sample, {seconds:.0f} s")
+        run_wrk(
+            target.server.base_url,
+            target.lines,
+            seconds=min(seconds, 120.0),
+            connections=args.connections,
+            threads=args.wrk_threads,
+        )
+
+
 def figures(
     loaded: dict[str, dict[str, Any]], single: dict[str, dict[str, Any]], small: str, large: str
 ) -> list[dict[str, Any]]:
@@ -196,6 +224,7 @@ def figures(
     at_large = loaded[f"validate@{large}"]
     cpu_small = ours["cpu_server_us"] + ours["cpu_db_us"]
     cpu_large = at_large["cpu_server_us"] + at_large["cpu_db_us"]
+    cold = loaded[UNCACHED.format(small)]
     return [
         {
             "id": "validate_ratio",
@@ -210,7 +239,10 @@ def figures(
                 f"validate-key at {small} licenses; p50/p99 {ours['p50_ms']:.1f}/"
                 f"{ours['p99_ms']:.1f} ms vs {bare['p50_ms']:.1f}/{bare['p99_ms']:.1f} ms; "
                 f"CPU per request {ours['cpu_server_us']:.0f} us server + "
-                f"{ours['cpu_db_us']:.0f} us PostgreSQL vs {bare['cpu_server_us']:.0f} us"
+                f"{ours['cpu_db_us']:.0f} us PostgreSQL vs {bare['cpu_server_us']:.0f} us; "
+                f"facts cache off: {cold['rps']:.0f} req/s = "
+                f"{cold['rps'] / bare['rps']:.2f}, CPU {cold['cpu_server_us']:.0f} + "
+                f"{cold['cpu_db_us']:.0f} us"
             ),
         },
         {
@@ -245,6 +277,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000, help="licenses")
     parser.add_argument("--large", type=int, default=1_000_000, help="licenses")
     parser.add_argument("--sample", type=int, default=10_000, help="keys wrk sends")
+    parser.add_argument(
+        "--warm-passes", type=int, default=3, help="times each key is sent before the trials"
+    )
     parser.add_argument("--workers", type=int, default=Shape().workers)
     parser.add_argument("--threads", type=int, default=Shape().threads)
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (0: off)")
@@ -298,6 +333,15 @@ def run(
             bare_server(bench_env(small_db.url, master_key, scratch), shape, scratch, body_bytes)
         )
         bare_size = len(requests.post(bare.base_url + PATH, json={}, timeout=5).content)
+        # The same server with the facts cache off: every validation reads PostgreSQL.
+        uncached = stack.enter_context(
+            licentric_server(
+                "validate-uncached",
+                bench_env(small_db.url, master_key, scratch, LICENTRIC_FACTS_CACHE_SIZE="0"),
+                shape,
+                scratch,
+            )
+        )
         targets = {
             "bare": Target(bare, request_lines(scratch, small_db), None),
             **{
@@ -306,9 +350,13 @@ def run(
                 )
                 for db in databases
             },
+            UNCACHED.format(small_db.label): Target(
+                uncached, request_lines(scratch, small_db), small_db.url
+            ),
         }
         log("warming up (pools, prepared statements, caches)")
-        alternate(targets, repeat=1, seconds=2, connections=args.connections, wrk_threads=2)
+        warm = alternate(targets, repeat=1, seconds=2, connections=args.connections, wrk_threads=2)
+        warm_up_caches(targets, warm, args)
         log(f"load: wrk -t{args.wrk_threads} -c{args.connections}, {args.seconds:.0f} s trials")
         loaded = alternate(
             targets,
@@ -319,7 +367,7 @@ def run(
         )
         log("one connection (latency without queueing)")
         single = alternate(
-            {k: v for k, v in targets.items() if k != "bare"},
+            {k: v for k, v in targets.items() if k.startswith("validate@")},
             repeat=args.repeat,
             seconds=max(2.0, args.seconds / 2),
             connections=1,

@@ -8,10 +8,13 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import Repository
+from eventsourcing.application import project_aggregate
 
 from ledger.application import LedgerApplication
 from ledger.domain.license import License
 from ledger.store.log import verify_chain
+from ledger.store.repository import OneTripRepository
 from ledger.store.tenancy import tenant_scope
 from tests.integration.ledger.helpers import app_connection
 from tests.integration.ledger.helpers import as_tenant
@@ -119,3 +122,19 @@ def test_snapshot_is_not_taken_for_short_streams(app: LedgerApplication, databas
             "SELECT version FROM snapshots WHERE tenant_id = %s", (tenant_id,)
         ).fetchall()
     assert rows == [{"version": 100}]
+
+
+def test_the_one_trip_load_equals_the_library_load(
+    app: LedgerApplication, long_license: tuple[UUID, License]
+) -> None:
+    """`load_stream` (migration 0014) against the library's two reads, and RLS kept."""
+    tenant_id, license_ = long_license
+    assert isinstance(app.repository, OneTripRepository)
+    with tenant_scope(tenant_id):
+        ours = app.repository.get(license_.id)
+        library = Repository._reconstruct_aggregate(
+            app.repository, license_.id, None, project_aggregate
+        )
+    assert vars(ours) == vars(library)
+    with tenant_scope(uuid4()), pytest.raises(AggregateNotFoundError):
+        app.repository.get(license_.id)
