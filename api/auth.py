@@ -126,7 +126,7 @@ class AuthMiddleware:
         if not credential.startswith(_API_KEY_PREFIXES):
             raise unauthorized("Invalid API key.")
         key_hash = bytes.fromhex(keyed_hash(self._services.pepper, credential))
-        with self._services.ledger.transaction() as curs:
+        with self._services.ledger.autocommit() as curs:
             found = resolve_api_key(curs, key_hash)
         now = self._services.clock()
         if found is None or (found.expires_at is not None and found.expires_at <= now):
@@ -141,7 +141,7 @@ class AuthMiddleware:
 
     def _license(self, credential: str) -> Principal:
         key_hash = bytes.fromhex(keyed_hash(self._services.pepper, credential))
-        with self._services.ledger.transaction() as curs:
+        with self._services.ledger.autocommit() as curs:
             found = resolve_license_key(curs, key_hash)
         if found is None:
             raise unauthorized("Invalid license key.")
