@@ -22,7 +22,7 @@ socket (PostgreSQL signals the listening backends as it commits):
   change committed after the read's snapshot announces itself after the read started).
 - Time-dependent answers (expiry, heartbeat deadlines) are decided per request from the
   facts and the clock; the facts themselves do not change with time.
-- A backstop `ttl` bounds the damage of a writer that bypassed the triggers
+- A backstop `ttl` (10 min) bounds the damage of a writer that bypassed the triggers
   (`session_replication_role = replica`, say).
 What the cache does not hold: facts the validation must count against (`maxUses`) or
 record a first activation for; those answers are committed by a command anyway.
@@ -47,7 +47,9 @@ from projections.validation import ValidationFacts
 _log = logging.getLogger(__name__)
 
 CHANNEL = "licentric_facts"
-DEFAULT_TTL_SECONDS = 60.0
+# A backstop only (invalidation is by message): long enough that a fleet validating every
+# few minutes keeps hitting, short enough to bound a trigger-bypassing writer's damage.
+DEFAULT_TTL_SECONDS = 600.0
 # Recent messages remembered for `put`'s race check; a read older than the oldest is
 # simply not stored.
 _RECENT = 4096
