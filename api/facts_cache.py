@@ -39,7 +39,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
-from uuid import UUID
 
 from ledger.store.listen import ChannelListener
 from projections.validation import ValidationFacts
@@ -117,10 +116,6 @@ class FactsCache:
             self._by_license[license_id] = key_hash
             self._by_policy.setdefault(policy_id, set()).add(key_hash)
             self._by_tenant.setdefault(tenant_id, set()).add(key_hash)
-
-    def drop_license(self, license_id: UUID) -> None:
-        """This process changed the license: forget it now, not when the message comes."""
-        self._message("L", (str(license_id),))
 
     # Notifications
 

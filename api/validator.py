@@ -179,7 +179,6 @@ class Validator:
                     return self._not_found(request, now, self._secret_of(facts))
                 facts = fresh
                 continue
-            self.cache.drop_license(facts.license.id)
             license_ = dataclasses.replace(facts.license, uses_count=used.uses_count)
             facts = dataclasses.replace(facts, license=license_)
             break

@@ -82,16 +82,15 @@ class ChannelListener:
                 ) as conn:
                     conn.execute(f"LISTEN {self._channel}")
                     self._listen(conn.pgconn)
-            except psycopg.Error:
-                _log.warning("listener on %s lost its connection; reconnecting", self._channel)
-                self._on_lost()
-                self._stopping.wait(RECONNECT_SECONDS)
-            except Exception:  # the thread must survive a callback's bug
-                _log.exception("listener on %s failed; reconnecting", self._channel)
-                self._on_lost()
-                self._stopping.wait(RECONNECT_SECONDS)
-            finally:
+            except Exception as e:  # connection lost, or a callback's bug: the thread survives
                 self._socket = None
+                if isinstance(e, psycopg.Error):
+                    _log.warning("listener on %s lost its connection; reconnecting", self._channel)
+                else:
+                    _log.exception("listener on %s failed; reconnecting", self._channel)
+                self._on_lost()
+                self._stopping.wait(RECONNECT_SECONDS)
+        self._socket = None
         self._on_lost()
 
     def _listen(self, pgconn: psycopg.pq.abc.PGconn) -> None:
