@@ -26,9 +26,17 @@ socket (PostgreSQL signals the listening backends as it commits):
   (`session_replication_role = replica`, say).
 What the cache does not hold: facts the validation must count against (`maxUses`) or
 record a first activation for; those answers are committed by a command anyway.
-The window left is PostgreSQL's own: from a commit to its message being written to
-the listeners' sockets, microseconds, while the writer's client is still receiving its
-COMMIT. docs/validation.md ("Facts cache") says so.
+What is left is the delivery of a notification to *other* processes: PostgreSQL signals
+the listening backends at commit, and each writes the message to its socket when it is
+next scheduled — usually well under a millisecond, but on a loaded machine that can be
+after the writer's client has its COMMIT back. So:
+- a change committed by this process (a command, a heartbeat's last-seen row) is also
+  announced in-process before the command returns (ledger/store/local_changes.py): the
+  next validation here sees it, always;
+- a change committed by another process (another gunicorn worker or host, the worker's
+  timers, a DBA) is seen once its message has reached this process's socket.
+scripts/bench/validate.py measures that delivery delay; docs/validation.md ("Facts
+cache") states the guarantee.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
 
+from ledger.store import local_changes
 from ledger.store.listen import ChannelListener
 from projections.validation import ValidationFacts
 
@@ -81,6 +90,9 @@ class FactsCache:
         self._listener: ChannelListener | None = None
         self.enabled = database_url is not None and max_entries > 0
         self.hits = 0  # answers served from memory (approximate under threads; tests)
+        if self.enabled:
+            # This process's own commits, announced before the command returns.
+            local_changes.subscribe(self)
 
     # The request path
 
@@ -96,6 +108,13 @@ class FactsCache:
             return None  # a message not handled yet may concern it: read the database
         self.hits += 1
         return entry[0]
+
+    def heard_since(self, ticket: int, kind: str, one: str) -> bool:
+        """Whether a message of `kind` ("L", "P", "T") naming `one` was handled after
+        `ticket` was taken (diagnostics and tests: a foreign writer's change is seen
+        once its message has arrived)."""
+        with self._lock:
+            return any(seq > ticket and k == kind and o == one for seq, k, o in self._recent)
 
     def ticket(self) -> int:
         """Take before reading the facts from the database; hand to `put`."""

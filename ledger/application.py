@@ -34,6 +34,7 @@ from ledger.domain.product import Product
 from ledger.domain.validation_record import ValidationRecord
 from ledger.domain.webhook_endpoint import WebhookEndpoint
 from ledger.projection import InlineProjector
+from ledger.store import local_changes
 from ledger.store.mapper import EventNames
 from ledger.store.mapper import saving
 from ledger.store.recorder import ConcurrencyConflictError
@@ -41,6 +42,7 @@ from ledger.store.recorder import Projector
 from ledger.store.recorder import TenantRecorder
 from ledger.store.recorder import tenant_transaction
 from ledger.store.repository import OneTripRepository
+from ledger.store.tenancy import current_tenant
 from ledger.store.tenancy import tenant_scope
 
 T = TypeVar("T")
@@ -86,6 +88,27 @@ def postgres_env(
     }
 
 
+# Streams whose changes cannot alter what a validation reads (credentials, webhooks, the
+# validation records themselves). Any other stream not handled below is announced as a
+# change of its whole tenant (products, entitlements: rare, and their projections may
+# touch licenses).
+_NOT_FACTS = frozenset({"account", "api_key", "webhook_endpoint", "validation"})
+
+
+def announced_changes(aggregates: tuple[Any, ...]) -> Iterator[str]:
+    tenant = current_tenant()
+    if tenant is None:
+        return
+    for aggregate in aggregates:
+        stream = getattr(aggregate, "stream_type", "")
+        if stream == "license":
+            yield local_changes.license_changed(tenant, aggregate.id)
+        elif stream == "policy":
+            yield local_changes.policy_changed(tenant, aggregate.id)
+        elif stream not in _NOT_FACTS:
+            yield local_changes.tenant_changed(tenant)
+
+
 class LedgerApplication(Application[UUID]):
     name = "licentric"
     is_snapshotting_enabled = True
@@ -122,7 +145,10 @@ class LedgerApplication(Application[UUID]):
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with saving(objs):
-            return super().save(*objs, **kwargs)
+            recordings = super().save(*objs, **kwargs)
+        # Committed: tell this process's caches now (ledger/store/local_changes.py).
+        local_changes.announce(announced_changes(objs))
+        return recordings
 
     def save_in(
         self,

@@ -40,6 +40,7 @@ from ledger.commands import machines
 from ledger.commands.base import CommandContext
 from ledger.domain.codes import ErrorCode
 from ledger.domain.codes import Scope
+from ledger.store import local_changes
 from projections import heartbeats
 from projections.machines import MachineRow
 from projections.machines import ReadModelFingerprints
@@ -225,9 +226,8 @@ class MachineItem(_MachineResource):
     ) -> None:
         """One UPDATE for an ALIVE machine on time; a command for a state change."""
         ledger = self._services.ledger
-        with reading(self._services, req) as curs:
-            if heartbeats.touch(curs, machine_id, ctx.at):
-                return
+        if self._touch(req, license_id, machine_id, ctx):
+            return
         recorded = machines.record_heartbeat(
             ledger,
             ctx,
@@ -237,5 +237,13 @@ class MachineItem(_MachineResource):
         )
         if not recorded:
             # Another ping made it ALIVE between our touch and the command.
-            with reading(self._services, req) as curs:
-                heartbeats.touch(curs, machine_id, ctx.at)
+            self._touch(req, license_id, machine_id, ctx)
+
+    def _touch(
+        self, req: falcon.Request, license_id: UUID, machine_id: UUID, ctx: CommandContext
+    ) -> bool:
+        with reading(self._services, req) as curs:
+            touched = heartbeats.touch(curs, machine_id, ctx.at)
+        if touched:  # committed: the machine's last-seen time moved (validation reads it)
+            local_changes.announce([local_changes.license_changed(ctx.tenant_id, license_id)])
+        return touched

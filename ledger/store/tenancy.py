@@ -32,6 +32,10 @@ def tenant_scope(tenant_id: UUID) -> Iterator[UUID]:
         _current_tenant.reset(token)
 
 
+def current_tenant() -> UUID | None:
+    return _current_tenant.get()
+
+
 def require_tenant() -> UUID:
     tenant = _current_tenant.get()
     if tenant is None:

@@ -1,9 +1,11 @@
 """The validation facts cache (api/facts_cache.py) against real PostgreSQL: a repeated
-validation is served from memory, and every kind of change, by any writer, is seen by the
-very next validation — no sleep anywhere."""
+validation is served from memory; a change made by this process is seen by the very next
+validation, and a change by any other writer as soon as its notification has arrived
+(the test waits for that notification, never for a fixed time)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +70,15 @@ def served_from_memory(
     raise AssertionError("never served from memory")
 
 
+def wait_for_message(
+    cache: FactsCache, ticket: int, kind: str, one: str, timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not cache.heard_since(ticket, kind, one):
+        assert time.monotonic() < deadline, f"no {kind}|{one} notification arrived"
+        time.sleep(0.001)
+
+
 def test_every_change_is_seen_by_the_next_validation(
     client: CheckedClient,
     config: Config,
@@ -96,6 +107,8 @@ def test_every_change_is_seen_by_the_next_validation(
     served_from_memory(cache, validate, "VALID")
 
     # A writer that is not the API: a DBA's UPDATE of the policy, as the table owner.
+    # Its message reaches this process asynchronously: wait for it, then validate.
+    ticket = cache.ticket()
     with psycopg.connect(database, autocommit=True) as dba:
         dba.execute("SELECT set_config('app.tenant', %s, false)", (str(issued.tenant_id),))
         dba.execute(
@@ -103,6 +116,7 @@ def test_every_change_is_seen_by_the_next_validation(
             " WHERE id = %s",
             (issued.policy_id,),
         )
+    wait_for_message(cache, ticket, "P", str(issued.policy_id))
     assert code_of(client, issued, signing_key) == "FINGERPRINT_REQUIRED"
     served_from_memory(cache, validate, "VALID")
 

@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.facts_cache import FactsCache
+from ledger.application import announced_changes
 from ledger.domain.codes import ExpirationStrategy
 from ledger.domain.codes import LicenseStatus
 from ledger.domain.validation import LicenseFacts
 from ledger.domain.validation import PolicyFacts
+from ledger.store import local_changes
+from ledger.store.tenancy import tenant_scope
 from projections.validation import ValidationFacts
 
 TENANTS = [UUID(int=1), UUID(int=2)]
@@ -175,3 +178,37 @@ def test_a_message_of_unknown_form_drops_everything() -> None:
     cache.put(key(0), facts(0), cache.ticket())
     cache.on_notify("Z|something new")
     assert cache.get(key(0)) is None
+
+
+def test_a_change_committed_by_this_process_is_dropped_before_the_command_returns() -> None:
+    # ledger/store/local_changes.py: what LedgerApplication.save announces after commit,
+    # with no notification from PostgreSQL at all.
+    cache = FactsCache("postgresql://unused", clock=lambda: 0.0)
+    cache._connected()
+    for index in range(4):
+        cache.put(key(index), facts(index), cache.ticket())
+    license_id, tenant_id, _ = LICENSES[0]
+    saved = _Saved("license", license_id.int)
+    with tenant_scope(tenant_id):
+        local_changes.announce(announced_changes((saved,)))
+    assert cache.get(key(0)) is None
+    assert [cache.get(key(i)) is not None for i in (1, 2, 3)] == [True, True, True]
+
+
+def test_what_each_saved_stream_announces() -> None:
+    tenant = TENANTS[0]
+    aggregates = [_Saved("license", 1), _Saved("policy", 2), _Saved("product", 3)]
+    aggregates += [_Saved(stream, 4) for stream in ("api_key", "webhook_endpoint", "validation")]
+    with tenant_scope(tenant):
+        assert list(announced_changes(tuple(aggregates))) == [
+            f"L|{tenant}|{UUID(int=1)}",
+            f"P|{tenant}|{UUID(int=2)}",
+            f"T|{tenant}",
+        ]
+    assert list(announced_changes(tuple(aggregates))) == []  # no tenant in scope: nothing committed
+
+
+class _Saved:
+    def __init__(self, stream_type: str, id_: int) -> None:
+        self.stream_type = stream_type
+        self.id = UUID(int=id_)
