@@ -55,6 +55,7 @@ from api.resources.webhooks import add_webhook_routes
 from api.routing import RouteTable
 from api.services import LazyLedger
 from api.services import Services
+from api.validate_fast_path import ValidateKeyFastPath
 from api.validator import Validator
 from ledger.application import LedgerApplication
 from projections.inline import InlineProjections
@@ -68,9 +69,19 @@ API_PREFIX = "/api/v1"
 
 
 class LedgerApp(falcon.App):  # type: ignore[type-arg]
-    """falcon.App plus its route table (the OpenAPI document and tests enumerate it)."""
+    """falcon.App plus its route table (the OpenAPI document and tests enumerate it), and
+    the validate-key fast path in front of Falcon's request cycle (when one is set)."""
 
     routes: RouteTable
+    fast_path: ValidateKeyFastPath | None = None
+
+    def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
+        fast = self.fast_path
+        if fast is not None:
+            served = fast(env, start_response)
+            if served is not None:
+                return served
+        return super().__call__(env, start_response)
 
 
 def ledger_application(config: Config) -> LedgerApplication:
@@ -81,7 +92,7 @@ def ledger_application(config: Config) -> LedgerApplication:
     )
 
 
-def add_routes(routes: RouteTable, services: Services) -> None:
+def add_routes(routes: RouteTable, services: Services, validator: Validator) -> None:
     """Every /api/v1 route; the OpenAPI document is generated from this table."""
     v1 = API_PREFIX
     routes.add(f"{v1}/products", ProductCollection(services))
@@ -106,7 +117,6 @@ def add_routes(routes: RouteTable, services: Services) -> None:
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/checkouts", LicenseCheckoutCollection(services))
     routes.add(f"{v1}/signing-keys", SigningKeyCollection(services))
     routes.add(f"{v1}/signing-keys/rotate", SigningKeyRotation(services))
-    validator = Validator(services)
     routes.add(f"{v1}/licenses/validate-key", ValidateKey(services, validator))
     routes.add(f"{v1}/licenses/{{license_id:uuid}}/validate", LicenseValidate(services, validator))
     machine = MachineItem(services)
@@ -158,6 +168,9 @@ def create_app(
             database=database_probe(config.database_url, pool), redis=redis, lag=lag_of(services)
         ),
     )
-    add_routes(routes, services)
+    validator = Validator(services)
+    add_routes(routes, services, validator)
     app.routes = routes
+    if not config.rate_limits_enabled:  # see api/validate_fast_path.py
+        app.fast_path = ValidateKeyFastPath(validator)
     return app

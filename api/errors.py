@@ -11,6 +11,7 @@ import http
 import logging
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
@@ -98,17 +99,91 @@ def envelope(
 
 def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     """Register every handler on ``app``, replacing Falcon's defaults."""
-    app.add_error_handler(Exception, _handle_unexpected)
+    app.add_error_handler(Exception, _handle_failure)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
-    app.add_error_handler(ApiError, _handle_api_error)
-    # Database down or pool exhausted: fail fast with a retryable 503 (the SDK retries).
-    # The event-sourcing library re-raises driver errors as its own classes, and a
-    # connection that died under a request surfaces as an InterfaceError.
-    app.add_error_handler(psycopg.OperationalError, _handle_database_unavailable)
-    app.add_error_handler(psycopg.InterfaceError, _handle_database_unavailable)
-    app.add_error_handler(persistence.OperationalError, _handle_database_unavailable)
-    app.add_error_handler(persistence.InterfaceError, _handle_database_unavailable)
-    app.add_error_handler(DomainError, handle_domain_error)
+    # Falcon picks the handler of the most specific class: ours, and the driver errors
+    # (the event-sourcing library re-raises them as its own classes, and a connection
+    # that died under a request is an InterfaceError), go to `failure_of`, never to a
+    # Falcon default.
+    for claimed in (ApiError, DomainError, *_UNAVAILABLE):
+        app.add_error_handler(claimed, _handle_failure)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What an error response says: status, code, message, details, extra headers."""
+
+    status: int
+    code: str
+    message: str
+    details: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        return envelope(
+            message=self.message,
+            code=self.code,
+            status=self.status,
+            request_id=request_id,
+            details=self.details,
+        )
+
+
+_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+
+
+def failure_of(ex: Exception, where: Mapping[str, str]) -> Failure:
+    """The response for any exception that is not one of Falcon's own HTTP errors.
+
+    The one mapping, used by the Falcon handlers below and by the validate-key fast path
+    (api/validate_fast_path.py). `where` (method and path) goes into the log line of a
+    503 or 500: never headers or bodies, which carry credentials and license keys.
+    """
+    if isinstance(ex, ApiError):
+        return Failure(ex.status, ex.code, ex.message, ex.details, ex.headers)
+    if isinstance(ex, DomainError):
+        return _domain_failure(ex)
+    if isinstance(ex, _UNAVAILABLE):
+        # Database down or pool exhausted: fail fast with a retryable 503 (the SDK
+        # retries). The driver message names hosts, not secrets; still logs only.
+        _log.warning("database unavailable: %s", type(ex).__name__, extra=dict(where))
+        return Failure(
+            503,
+            UNAVAILABLE,
+            "The database is unavailable; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    _log.error("unhandled error", exc_info=ex, extra=dict(where))
+    return Failure(500, INTERNAL, "Internal server error.")
+
+
+def _domain_failure(ex: DomainError) -> Failure:
+    code = str(getattr(ex.code, "value", ex.code))
+    status = STATUS_BY_CODE.get(code, _UNKNOWN_DOMAIN_STATUS)
+    return Failure(status, code, getattr(ex, "message", None) or str(ex), ex.details)
+
+
+def _render_failure(req: falcon.Request, resp: falcon.Response, failure: Failure) -> None:
+    _render(
+        req,
+        resp,
+        status=failure.status,
+        code=failure.code,
+        message=failure.message,
+        details=failure.details,
+        headers=failure.headers,
+    )
+
+
+def _handle_failure(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    _render_failure(req, resp, failure_of(ex, _where(req)))
 
 
 def _render(
@@ -134,28 +209,11 @@ def _render(
     )
 
 
-def _handle_api_error(
-    req: falcon.Request, resp: falcon.Response, ex: ApiError, params: dict[str, Any]
-) -> None:
-    _render(
-        req,
-        resp,
-        status=ex.status,
-        code=ex.code,
-        message=ex.message,
-        details=ex.details,
-        headers=ex.headers,
-    )
-
-
 def handle_domain_error(
     req: falcon.Request, resp: falcon.Response, ex: DomainError, params: dict[str, Any]
 ) -> None:
     """Render a ledger ``DomainError`` (``.code`` StrEnum, ``.message``, ``.details``)."""
-    code = str(getattr(ex.code, "value", ex.code))
-    status = STATUS_BY_CODE.get(code, _UNKNOWN_DOMAIN_STATUS)
-    message = getattr(ex, "message", None) or str(ex)
-    _render(req, resp, status=status, code=code, message=message, details=ex.details)
+    _render_failure(req, resp, _domain_failure(ex))
 
 
 def _handle_http_error(
@@ -179,29 +237,6 @@ def _handle_http_error(
     code = _code_for_status(status)
     message = ex.description or _phrase(status)
     _render(req, resp, status=status, code=code, message=message, headers=headers)
-
-
-def _handle_database_unavailable(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
-) -> None:
-    # The driver message names hosts, not secrets; still keep it in logs only.
-    _log.warning("database unavailable: %s", type(ex).__name__, extra=_where(req))
-    _render(
-        req,
-        resp,
-        status=503,
-        code=UNAVAILABLE,
-        message="The database is unavailable; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _handle_unexpected(
-    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
-) -> None:
-    # Method and path only: headers carry credentials and bodies carry license keys.
-    _log.error("unhandled error", exc_info=ex, extra=_where(req))
-    _render(req, resp, status=500, code=INTERNAL, message="Internal server error.")
 
 
 def _where(req: falcon.Request) -> dict[str, str]:

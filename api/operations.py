@@ -71,7 +71,7 @@ _COMPILE_OPTIONS: dict[str, Any] = {
 _compiled_by_id: dict[int, tuple[Schema, Callable[[object], object]]] = {}
 
 
-def _compiled(schema: Schema) -> Callable[[object], object]:
+def compiled_schema(schema: Schema) -> Callable[[object], object]:
     """The schema compiled to Python, once per schema object (they live for the app)."""
     known = _compiled_by_id.get(id(schema))
     if known is None or known[0] is not schema:
@@ -120,7 +120,7 @@ def check_body(schema: Schema, body: object) -> None:
     holds the compiled one to never accepting what jsonschema refuses.
     """
     try:
-        _compiled(schema)(body)
+        compiled_schema(schema)(body)
     except fastjsonschema.JsonSchemaException:
         pass
     else:

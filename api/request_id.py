@@ -20,7 +20,7 @@ def request_id_of(req: falcon.Request) -> str:
     """The request's id, minting one if middleware has not run (early failures)."""
     request_id = getattr(req.context, "request_id", None)
     if request_id is None:
-        request_id = _choose(req.get_header(HEADER))
+        request_id = choose_request_id(req.get_header(HEADER))
         req.context.request_id = request_id
     return str(request_id)
 
@@ -44,7 +44,7 @@ class RequestIdMiddleware:
             req.context.request_id_token = None
 
 
-def _choose(incoming: str | None) -> str:
+def choose_request_id(incoming: str | None) -> str:
     if incoming is not None and _ACCEPTABLE.fullmatch(incoming):
         return incoming
     return unique_id().hex

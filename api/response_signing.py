@@ -25,6 +25,8 @@ MAX_CACHED_SECRETS = 10_000
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    # hmac.new, not the one-shot hmac.digest: that releases the GIL (see
+    # ledger.crypto.keyed_digest), once per validation.
     return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 

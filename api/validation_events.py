@@ -35,11 +35,14 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.application import LedgerApplication
 from ledger.domain.codes import ValidationCode
+from ledger.domain.validation_record import ValidationRecord
 from ledger.domain.validation_record import outcome_data
 from ledger.domain.validation_record import outcome_event_name
 from ledger.ids import unique_id
+from ledger.store.hashchain import ChainedEvent
 from ledger.store.mapper import stored_event
 from ledger.store.recorder import ConcurrencyConflictError
+from ledger.store.recorder import event_id_of
 from ledger.store.tenancy import tenant_scope
 
 _log = logging.getLogger(__name__)
@@ -67,7 +70,9 @@ def flush_all() -> None:
         batcher.flush()
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__ (2.5 vs 1.1 µs
+# to build, once per validation). Nothing changes an outcome once queued.
+@dataclass(slots=True)
 class ValidationOutcome:
     tenant_id: UUID
     license_id: UUID
@@ -178,20 +183,21 @@ class ValidationEventBatcher:
         return ok
 
     def _save(self, tenant_id: UUID, items: list[tuple[ValidationOutcome, int]]) -> None:
-        # Straight to the recorder: the stored events `ValidationRecord.record` would
-        # produce (a unit test checks they are the same), one autocommit append; these
+        # Straight to the recorder: the events `ValidationRecord.record` would produce
+        # (a unit test checks they are the same rows), one autocommit append; these
         # streams have no read model to project.
-        recorder = self._ledger().recorder
+        recorder = self._ledger().tenant_recorder
+        outcomes = [outcome for outcome, _ in items]
         with tenant_scope(tenant_id):
             try:
-                recorder.insert_events([_stored(o) for o, _ in items], metadata=_METADATA)
+                recorder.append_chained(_chained(tenant_id, outcomes), _METADATA)
             except ConcurrencyConflictError:
                 # Only an item retried after an append whose commit was in doubt can
                 # conflict (it was stored then); the statement rolled back, so append the
                 # others one by one (rare), skipping those already stored.
-                for outcome, _ in items:
+                for outcome in outcomes:
                     try:
-                        recorder.insert_events([_stored(outcome)], metadata=_METADATA)
+                        recorder.append_chained(_chained(tenant_id, [outcome]), _METADATA)
                     except ConcurrencyConflictError:
                         continue
 
@@ -210,8 +216,36 @@ class ValidationEventBatcher:
             self._queue.extendleft(reversed(kept))
 
 
-def _stored(outcome: ValidationOutcome) -> StoredEvent:
-    data = outcome_data(
+def _chained(
+    tenant_id: UUID, outcomes: list[ValidationOutcome]
+) -> Callable[[datetime], list[ChainedEvent]]:
+    """The log rows of `outcomes`, as `TenantRecorder.insert_events` would make them from
+    `_stored(outcome)` (same ids, data and canonical bytes), without the round trip
+    through a StoredEvent's JSON."""
+
+    def build(recorded_at: datetime) -> list[ChainedEvent]:
+        return [
+            ChainedEvent(
+                tenant_id=tenant_id,
+                stream_id=o.record_id,
+                stream_type=ValidationRecord.stream_type,
+                version=1,
+                event_id=event_id_of(tenant_id, o.record_id, 1),
+                event_type=outcome_event_name(o.valid),
+                schema_version=1,
+                data=_data(o),
+                metadata=_METADATA,
+                occurred_at=o.at,
+                recorded_at=recorded_at,
+            )
+            for o in outcomes
+        ]
+
+    return build
+
+
+def _data(outcome: ValidationOutcome) -> dict[str, object]:
+    return outcome_data(
         outcome.license_id,
         code=outcome.code,
         machine_id=outcome.machine_id,
@@ -219,4 +253,9 @@ def _stored(outcome: ValidationOutcome) -> StoredEvent:
         missing=outcome.missing,
         request_id=outcome.request_id,
     )
-    return stored_event(outcome_event_name(outcome.valid), outcome.record_id, 1, outcome.at, data)
+
+
+def _stored(outcome: ValidationOutcome) -> StoredEvent:
+    return stored_event(
+        outcome_event_name(outcome.valid), outcome.record_id, 1, outcome.at, _data(outcome)
+    )

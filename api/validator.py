@@ -26,8 +26,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
-
+from api.answers import Remembered
+from api.answers import RequestKey
+from api.answers import body
+from api.answers import body_prefix
+from api.answers import remember
 from api.facts_cache import FactsCache
 from api.metrics import VALIDATIONS
 from api.response_signing import ResponseSecrets
@@ -38,7 +41,7 @@ from api.validation_events import ValidationOutcome
 from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
 from ledger.commands.validations import record_valid_validation
-from ledger.crypto import keyed_hash
+from ledger.crypto import keyed_digest
 from ledger.domain.codes import ValidationCode
 from ledger.domain.environment import Environment
 from ledger.domain.errors import LicenseStateError
@@ -46,6 +49,7 @@ from ledger.domain.errors import NotFound
 from ledger.domain.errors import UsageLimitExceeded
 from ledger.domain.validation import Decision
 from ledger.domain.validation import LicenseFacts
+from ledger.domain.validation import decision_holds_until
 from ledger.domain.validation import effective_max_uses
 from ledger.domain.validation import validate
 from ledger.store.tenancy import tenant_scope
@@ -65,6 +69,11 @@ class ValidationRequest:
     entitlements: tuple[str, ...] = ()
     nonce: str | None = None
     request_id: str | None = None
+
+    @property
+    def answer_key(self) -> RequestKey:
+        """What an answer depends on besides the facts and the time (not the nonce)."""
+        return (self.fingerprint, self.entitlements)
 
     @classmethod
     def of(cls, body: dict[str, Any], request_id: str | None) -> ValidationRequest:
@@ -105,7 +114,7 @@ class Validator:
         """`POST /licenses/validate-key`. `caller_tenant`: the environment of an optional
         Bearer key; a license of any other environment is then NOT_FOUND."""
         now = self._services.clock()
-        key_hash = bytes.fromhex(keyed_hash(self._services.pepper, key))
+        key_hash = keyed_digest(self._services.pepper, key)
 
         def read() -> ValidationFacts | None:
             ticket = self.cache.ticket()
@@ -117,16 +126,23 @@ class Validator:
                 return None
             return facts
 
-        facts = self.cache.get(key_hash)
-        if facts is None:
+        cached = self.cache.entry(key_hash)
+        facts: ValidationFacts | None
+        if cached is None:
             facts = read()
-        elif caller_tenant not in (None, facts.tenant_id):
+        elif caller_tenant not in (None, cached.facts.tenant_id):
             facts = None
+        else:
+            facts = cached.facts
+            again = cached.answers.get(request.answer_key)
+            if again is not None and again.holds_at(now):
+                return self._repeat(facts, again, request, now)
         if facts is None:
             secret = None if caller_tenant is None else self._tenant_secret(caller_tenant)
             return self._not_found(request, now, secret)
         actor = Actor("license", str(facts.license.id))
-        return self._validate(facts, read, request, now, actor)
+        answers = None if cached is None else cached.answers
+        return self._validate(facts, read, request, now, actor, answers=answers)
 
     def by_id(
         self, tenant_id: UUID, license_id: UUID, request: ValidationRequest, actor: Actor
@@ -152,7 +168,12 @@ class Validator:
         request: ValidationRequest,
         now: datetime,
         actor: Actor,
+        *,
+        answers: dict[Any, Any] | None = None,
     ) -> SignedAnswer:
+        """`answers`: where to remember the answer, when `facts` came from the cache (so
+        no command runs for them, see `_cacheable`)."""
+        cached = facts
         ctx = CommandContext(facts.tenant_id, actor, now, request_id=request.request_id)
         for attempt in range(_DECIDE_ATTEMPTS):
             decision = self._decide(facts, request, now)
@@ -182,8 +203,25 @@ class Validator:
             license_ = dataclasses.replace(facts.license, uses_count=used.uses_count)
             facts = dataclasses.replace(facts, license=license_)
             break
+        data = _result(decision, facts.license)
+        metadata = _metadata(data, request, now)
+        prefix = body_prefix(data)
+        if answers is not None and facts is cached:
+            until = decision_holds_until(facts.license, facts.policy, decision, now)
+            remember(answers, request.answer_key, Remembered(decision, prefix, now, until))
         self._record(facts, decision, request, now)
-        return self._answer(_result(decision, facts.license), request, now, self._secret_of(facts))
+        return self._signed(decision.code, body(prefix, metadata), now, self._secret_of(facts))
+
+    def _repeat(
+        self, facts: ValidationFacts, again: Remembered, request: ValidationRequest, now: datetime
+    ) -> SignedAnswer:
+        """The answer made earlier for the same facts and request, at `now`."""
+        decision = again.decision
+        metadata = _metadata({"code": decision.code, "missing": decision.missing}, request, now)
+        self._record(facts, decision, request, now)
+        return self._signed(
+            decision.code, body(again.prefix, metadata), now, self._secret_of(facts)
+        )
 
     @staticmethod
     def _decide(facts: ValidationFacts, request: ValidationRequest, now: datetime) -> Decision:
@@ -232,21 +270,17 @@ class Validator:
 
     # Serialization and signing
 
-    @staticmethod
     def _answer(
-        data: dict[str, Any], request: ValidationRequest, now: datetime, secret: bytes | None
+        self, data: dict[str, Any], request: ValidationRequest, now: datetime, secret: bytes | None
     ) -> SignedAnswer:
-        _validations(data["code"]).inc()
-        metadata: dict[str, Any] = {"ts": iso_ms(now)}
-        if request.nonce is not None:
-            metadata["nonce"] = request.nonce
-        if data["code"] == ValidationCode.ENTITLEMENTS_MISSING:
-            metadata["missing"] = data.pop("missing")
-        else:
-            data.pop("missing", None)
-        body = orjson.dumps({"data": {**data, "metadata": metadata}})
-        headers = {} if secret is None else signature_headers(secret, int(now.timestamp()), body)
-        return SignedAnswer(body, headers)
+        metadata = _metadata(data, request, now)
+        return self._signed(data["code"], body(body_prefix(data), metadata), now, secret)
+
+    @staticmethod
+    def _signed(code: str, answer: bytes, now: datetime, secret: bytes | None) -> SignedAnswer:
+        _validations(code).inc()
+        headers = {} if secret is None else signature_headers(secret, int(now.timestamp()), answer)
+        return SignedAnswer(answer, headers)
 
     def _secret_of(self, facts: ValidationFacts) -> bytes:
         return self._secrets.secret(facts.tenant_id, facts.encrypted_response_secret)
@@ -278,6 +312,18 @@ def _validations(code: str) -> Any:
 def _cacheable(facts: ValidationFacts) -> bool:
     """Facts whose `valid: true` runs no command: nothing to count, not the first."""
     return facts.activated and effective_max_uses(facts.license, facts.policy) is None
+
+
+def _metadata(data: dict[str, Any], request: ValidationRequest, now: datetime) -> dict[str, Any]:
+    """`metadata` of the answer; takes `missing` out of `data` (it is metadata's, and
+    only for ENTITLEMENTS_MISSING)."""
+    metadata: dict[str, Any] = {"ts": iso_ms(now)}
+    if request.nonce is not None:
+        metadata["nonce"] = request.nonce
+    missing = data.pop("missing", ())
+    if data["code"] == ValidationCode.ENTITLEMENTS_MISSING:
+        metadata["missing"] = list(missing)
+    return metadata
 
 
 def _result(decision: Decision, license_: LicenseFacts) -> dict[str, Any]:

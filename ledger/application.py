@@ -143,6 +143,12 @@ class LedgerApplication(Application[UUID]):
             datastore=recorder.datastore,
         )
 
+    @property
+    def tenant_recorder(self) -> TenantRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, TenantRecorder)
+        return recorder
+
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         with saving(objs):
             recordings = super().save(*objs, **kwargs)

@@ -162,6 +162,34 @@ def validate(  # noqa: PLR0911
     return result(ValidationCode.VALID, valid=True)
 
 
+def decision_holds_until(
+    license_: LicenseFacts,
+    policy: PolicyFacts,
+    decision: Decision,
+    now: datetime,
+) -> datetime | None:
+    """Until when `validate` gives `decision` again for the same facts and request.
+
+    Time enters the decision only through two instants: the license's `expires_at`
+    (`wire_status`) and, when heartbeats are required, the matched machine's heartbeat
+    deadline. Between `now` and the first of them still ahead, every answer is the same,
+    so a caller may reuse it (the facts cache does, api/validator.py). None: no instant
+    ahead can change it. A property test holds this against `validate` at later times.
+    """
+    ahead: list[datetime] = []
+    expires_at = license_.expires_at
+    if license_.status == LicenseStatus.ACTIVE and expires_at is not None and expires_at > now:
+        ahead.append(expires_at)
+    machine = decision.machine
+    alive = machine is not None and machine.heartbeat_status != HeartbeatStatus.DEAD
+    if policy.require_heartbeat and alive:
+        assert machine is not None
+        deadline = machine.heartbeat_deadline(policy.heartbeat_interval_minutes)
+        if deadline > now:
+            ahead.append(deadline)
+    return min(ahead, default=None)
+
+
 _STATE_CODES = {
     LicenseStatus.BANNED: ValidationCode.BANNED,
     LicenseStatus.REVOKED: ValidationCode.REVOKED,

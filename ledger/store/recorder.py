@@ -15,6 +15,7 @@ against the stock `PostgresApplicationRecorder`, and why:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -23,7 +24,6 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-from uuid import uuid5
 
 import orjson
 import psycopg
@@ -100,6 +100,39 @@ def stored_event_from_row(row: DictRow) -> StoredEvent:
     )
 
 
+_NAMESPACE_BYTES = _EVENT_ID_NAMESPACE.bytes
+_VARIANT_AND_VERSION_BITS = ~(0xC000 << 48) & ~(0xF000 << 64)
+_RFC_4122_V5 = (0x8000 << 48) | (5 << 76)
+
+
+def event_id_of(tenant: UUID, stream_id: UUID, version: int) -> UUID:
+    """`uuid5(_EVENT_ID_NAMESPACE, "<tenant>:<stream>:<version>")`, computed as the
+    standard library does (RFC 4122 §4.3: SHA-1, version and variant bits set) at half
+    the cost: once per appended event (a unit test compares it with `uuid5`)."""
+    name = f"{tenant}:{stream_id}:{version}".encode()
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name).digest()  # noqa: S324 (RFC 4122's hash)
+    value = int.from_bytes(digest[:16], "big") & _VARIANT_AND_VERSION_BITS
+    return UUID(int=value | _RFC_4122_V5)
+
+
+@contextmanager
+def _translated_integrity_errors() -> Iterator[None]:
+    """A stream's (tenant, stream, version) taken -> ConcurrencyConflictError; another
+    unique index of a read model -> DuplicateKeyError naming it."""
+    try:
+        yield
+    except IntegrityError as e:
+        cause = e.__cause__
+        if isinstance(cause, psycopg.errors.UniqueViolation) and (
+            _is_stream_version_conflict(cause)
+        ):
+            raise ConcurrencyConflictError(str(e)) from cause
+        if isinstance(cause, psycopg.errors.UniqueViolation):
+            constraint = cause.diag.constraint_name or ""
+            raise DuplicateKeyError(str(e), constraint) from cause
+        raise
+
+
 @contextmanager
 def tenant_transaction(datastore: PostgresDatastore, tenant: UUID) -> Iterator[Cursor[DictRow]]:
     """One transaction in which row-level security sees `tenant`."""
@@ -127,28 +160,36 @@ class TenantRecorder(PostgresApplicationRecorder):
         project: Projector | None = kwargs.get("project")
         metadata: dict[str, Any] = kwargs.get("metadata") or {}
         positions: list[int] = []
-        try:
-            with self.datastore.get_connection() as conn:
-                if project is None and kwargs.get("tracking") is None:
-                    # One autocommit statement: append_events is atomic on its own.
-                    positions = self._append(conn, tenant, stored_events, metadata)
-                else:
-                    with conn.transaction(), conn.cursor() as curs:
-                        set_transaction_tenant(curs, tenant)
-                        self._insert_events(curs, stored_events, **kwargs)
-                        positions = self._append(conn, tenant, stored_events, metadata)
-                        if project is not None:
-                            project(curs)
-        except IntegrityError as e:
-            cause = e.__cause__
-            if isinstance(cause, psycopg.errors.UniqueViolation) and (
-                _is_stream_version_conflict(cause)
-            ):
-                raise ConcurrencyConflictError(str(e)) from cause
-            if isinstance(cause, psycopg.errors.UniqueViolation):
-                constraint = cause.diag.constraint_name or ""
-                raise DuplicateKeyError(str(e), constraint) from cause
-            raise
+
+        def chained(recorded_at: datetime) -> list[ChainedEvent]:
+            return [self._chained(tenant, e, metadata, recorded_at) for e in stored_events]
+
+        with _translated_integrity_errors(), self.datastore.get_connection() as conn:
+            if project is None and kwargs.get("tracking") is None:
+                # One autocommit statement: append_events is atomic on its own.
+                positions = self._append(conn, tenant, chained, metadata)
+            else:
+                with conn.transaction(), conn.cursor() as curs:
+                    set_transaction_tenant(curs, tenant)
+                    self._insert_events(curs, stored_events, **kwargs)
+                    positions = self._append(conn, tenant, chained, metadata)
+                    if project is not None:
+                        project(curs)
+        if positions:
+            self.wakeups.touched(tenant)
+        return positions
+
+    def append_chained(
+        self, events: Callable[[datetime], Sequence[ChainedEvent]], metadata: dict[str, Any]
+    ) -> list[int]:
+        """Append events the caller builds itself for a `recorded_at`, in one autocommit
+        statement, to the current tenant's log: for one-event streams that no aggregate
+        backs (validation records), where going through StoredEvent would encode and
+        decode every event twice (~40 -> ~10 µs of Python per event). The same rows,
+        ids and chain links as `insert_events` makes (a unit test compares them)."""
+        tenant = require_tenant()
+        with _translated_integrity_errors(), self.datastore.get_connection() as conn:
+            positions = self._append(conn, tenant, events, metadata)
         if positions:
             self.wakeups.touched(tenant)
         return positions
@@ -157,13 +198,13 @@ class TenantRecorder(PostgresApplicationRecorder):
         self,
         conn: psycopg.Connection[DictRow],
         tenant: UUID,
-        stored_events: Sequence[StoredEvent],
+        chained: Callable[[datetime], Sequence[ChainedEvent]],
         metadata: dict[str, Any],
     ) -> list[int]:
-        if not stored_events:
-            return []
         recorded_at = datetime.now(UTC)
-        events = [self._chained(tenant, stored, metadata, recorded_at) for stored in stored_events]
+        events = chained(recorded_at)
+        if not events:
+            return []
         batch = orjson.dumps([e.append_row() for e in events]).decode()
         row = conn.execute(
             _APPEND, (tenant, batch, _dumps(metadata), recorded_at), prepare=True
@@ -185,9 +226,7 @@ class TenantRecorder(PostgresApplicationRecorder):
             stream_id=stream_id,
             stream_type=event_type.partition(".")[0],
             version=stored.originator_version,
-            event_id=uuid5(
-                _EVENT_ID_NAMESPACE, f"{tenant}:{stream_id}:{stored.originator_version}"
-            ),
+            event_id=event_id_of(tenant, stream_id, stored.originator_version),
             event_type=event_type,
             schema_version=schema_version,
             data=body["data"],

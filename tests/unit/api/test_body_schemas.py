@@ -20,9 +20,9 @@ from jsonschema import Draft202012Validator
 from api.app import create_app
 from api.config import Config
 from api.openapi import build_document
-from api.operations import _compiled
 from api.operations import _formats
 from api.operations import check_body
+from api.operations import compiled_schema
 from ledger.domain.errors import ValidationFailed
 
 
@@ -59,7 +59,7 @@ def accepted_by_jsonschema(schema: Any, body: Any) -> bool:
 
 def accepted_fast(schema: Any, body: Any) -> bool:
     try:
-        _compiled(schema)(body)
+        compiled_schema(schema)(body)
     except fastjsonschema.JsonSchemaException:
         return False
     return True

@@ -7,12 +7,14 @@ from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
 from uuid import UUID
+from uuid import uuid5
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.store.hashchain import ChainedEvent
 from ledger.store.hashchain import iso_micro
+from ledger.store.recorder import event_id_of
 from projections.wire import iso_ms
 
 ZONES = st.sampled_from(
@@ -44,3 +46,9 @@ def test_iso_ms_is_the_strftime_text(moment: datetime) -> None:
         f"{moment.microsecond // 1000:03d}Z"
     )
     assert iso_ms(moment) == expected
+
+
+@given(st.uuids(), st.uuids(), st.integers(1, 2**62))
+def test_event_ids_are_rfc_4122_name_based_uuids(tenant: UUID, stream: UUID, version: int) -> None:
+    expected = uuid5(UUID("5a0e3c8e-7d0b-4b8e-9f1e-6c1f3d1b2a90"), f"{tenant}:{stream}:{version}")
+    assert event_id_of(tenant, stream, version) == expected

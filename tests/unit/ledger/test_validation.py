@@ -24,6 +24,7 @@ from ledger.domain.validation import Decision
 from ledger.domain.validation import LicenseFacts
 from ledger.domain.validation import MachineFacts
 from ledger.domain.validation import PolicyFacts
+from ledger.domain.validation import decision_holds_until
 from ledger.domain.validation import validate
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -353,3 +354,40 @@ def test_valid_exactly_for_valid_and_expired_under_allow_access(
         assert fingerprint is None or decision.machine is not None
     if license_.status != LicenseStatus.ACTIVE:
         assert decision.code == ValidationCode(license_.status.upper())
+
+
+@given(
+    license_=licenses,
+    policy=policies,
+    machines=machines_strategy,
+    fingerprint=st.none() | FINGERPRINTS,
+    requested=st.lists(CODES, max_size=3),
+    later=st.lists(st.integers(min_value=0, max_value=4 * 24 * 60 * 60), max_size=6),
+)
+def test_a_decision_holds_until_the_instant_it_names(
+    license_: LicenseFacts,
+    policy: PolicyFacts,
+    machines: list[MachineFacts],
+    fingerprint: str | None,
+    requested: list[str],
+    later: list[int],
+) -> None:
+    def at(moment: datetime) -> Decision:
+        return validate(
+            license_, policy, machines, fingerprint=fingerprint, requested=requested, now=moment
+        )
+
+    decision = at(NOW)
+    until = decision_holds_until(license_, policy, decision, NOW)
+    for seconds in later:
+        moment = NOW + timedelta(seconds=seconds)
+        if until is None or moment < until:
+            assert at(moment) == decision
+    if until is not None:
+        # The named instant is one where the answer can change: never in the past.
+        assert until > NOW
+        assert at(until - timedelta(microseconds=1)) == decision
+    far = NOW + timedelta(days=4)  # past every instant the strategies make
+    if at(far) != decision:
+        assert until is not None
+        assert until <= far
