@@ -26,8 +26,12 @@ from api.app import ledger_application
 from api.config import Config
 from api.routing import RouteTable
 from api.services import Services
+from api.validation_events import close_all
 from ledger.accounts import open_account
 from ledger.application import LedgerApplication
+from ledger.domain.templates import PolicySettings
+from tests.support.licensing import IssuedKey
+from tests.support.licensing import issue
 
 ADMIN_TOKEN = "test-operator-token-" + "x" * 20
 
@@ -192,3 +196,29 @@ def acme(new_account: Callable[[], Account]) -> Account:
 @pytest.fixture(scope="module")
 def globex(new_account: Callable[[], Account]) -> Account:
     return new_account()
+
+
+class Licenses:
+    """Licenses of one tenant, made through the ledger's commands."""
+
+    def __init__(self, ledger: LedgerApplication, config: Config, tenant: Tenant) -> None:
+        self.ledger = ledger
+        self.pepper = config.pepper
+        self.tenant = tenant
+
+    def issue(self, policy: PolicySettings | None = None, **fields: Any) -> IssuedKey:
+        return issue(self.ledger, self.pepper, self.tenant.tenant_id, policy=policy, **fields)
+
+
+@pytest.fixture(scope="module")
+def licenses(ledger: LedgerApplication, config: Config, acme: Account) -> Licenses:
+    """Licenses of acme's live environment."""
+    return Licenses(ledger, config, acme.live)
+
+
+@pytest.fixture(scope="module")
+def validation_events_flushed(client: CheckedClient, ledger: LedgerApplication) -> Iterator[None]:
+    """For modules that validate: append the queued validation events while the
+    ledger's pool is still open (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    yield
+    close_all()

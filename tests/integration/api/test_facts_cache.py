@@ -14,7 +14,6 @@ import pytest
 
 from api.config import Config
 from api.facts_cache import FactsCache
-from api.validation_events import close_all
 from ledger.application import LedgerApplication
 from ledger.commands.licenses import reinstate_license
 from ledger.commands.licenses import suspend_license
@@ -22,24 +21,15 @@ from ledger.commands.machines import deactivate_machine
 from ledger.commands.signing_keys import rotate_response_secret
 from tests.integration.api.conftest import Account
 from tests.integration.api.conftest import CheckedClient
+from tests.integration.api.conftest import Licenses
 from tests.integration.api.test_validation import FINGERPRINT
 from tests.integration.api.test_validation import VALIDATE_KEY
-from tests.integration.api.test_validation import Licenses
 from tests.integration.api.test_validation import assert_signed
 from tests.support.licensing import IssuedKey
 from tests.support.licensing import activate
 from tests.support.licensing import context
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_validation_events(client: CheckedClient) -> Any:
-    yield
-    close_all()
-
-
-@pytest.fixture(scope="module")
-def licenses(ledger: LedgerApplication, config: Config, acme: Account) -> Licenses:
-    return Licenses(ledger, config, acme.live)
+pytestmark = pytest.mark.usefixtures("validation_events_flushed")
 
 
 @pytest.fixture(scope="module")

@@ -27,24 +27,16 @@ from ledger.application import LedgerApplication
 from projections.wire import iso_ms
 from tests.integration.api.conftest import Account
 from tests.integration.api.conftest import CheckedClient
+from tests.integration.api.conftest import Licenses
 from tests.integration.api.test_validation import FINGERPRINT
 from tests.integration.api.test_validation import VALIDATE_KEY
-from tests.integration.api.test_validation import Licenses
 from tests.integration.api.test_validation import assert_signed
 from tests.support.licensing import activate
 
 OTHER = "fp-not-a-machine-0009"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _flush_validation_events(client: CheckedClient) -> Iterator[None]:
-    yield
-    close_all()
-
-
-@pytest.fixture(scope="module")
-def licenses(ledger: LedgerApplication, config: Config, acme: Account) -> Licenses:
-    return Licenses(ledger, config, acme.live)
+pytestmark = pytest.mark.usefixtures("validation_events_flushed")
 
 
 @pytest.fixture(scope="module")

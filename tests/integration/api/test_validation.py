@@ -9,7 +9,6 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from datetime import datetime
@@ -24,7 +23,6 @@ import pytest
 
 from api.app import create_app
 from api.config import Config
-from api.validation_events import close_all
 from ledger.application import LedgerApplication
 from ledger.commands.api_keys import create_api_key
 from ledger.commands.licenses import ban_license
@@ -32,11 +30,10 @@ from ledger.commands.licenses import delete_license
 from ledger.commands.licenses import revoke_license
 from ledger.commands.licenses import suspend_license
 from ledger.domain.codes import ExpirationStrategy
-from ledger.domain.templates import PolicySettings
 from ledger.store.migrate import migration_files
 from tests.integration.api.conftest import Account
 from tests.integration.api.conftest import CheckedClient
-from tests.integration.api.conftest import Tenant
+from tests.integration.api.conftest import Licenses
 from tests.support.licensing import IssuedKey
 from tests.support.licensing import activate
 from tests.support.licensing import context
@@ -61,28 +58,7 @@ def assert_signed(result: falcon.testing.Result, signing_key: str) -> None:
     assert abs(int(timestamp) - time.time()) <= 300
 
 
-class Licenses:
-    """Licenses of one tenant, made through the ledger's commands."""
-
-    def __init__(self, ledger: LedgerApplication, config: Config, tenant: Tenant) -> None:
-        self.ledger = ledger
-        self.pepper = config.pepper
-        self.tenant = tenant
-
-    def issue(self, policy: PolicySettings | None = None, **fields: Any) -> IssuedKey:
-        return issue(self.ledger, self.pepper, self.tenant.tenant_id, policy=policy, **fields)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _flush_validation_events(client: CheckedClient, ledger: LedgerApplication) -> Iterator[None]:
-    """Append the queued validation events while the ledger's pool is still open."""
-    yield
-    close_all()
-
-
-@pytest.fixture(scope="module")
-def licenses(ledger: LedgerApplication, config: Config, acme: Account) -> Licenses:
-    return Licenses(ledger, config, acme.live)
+pytestmark = pytest.mark.usefixtures("validation_events_flushed")
 
 
 def validated(
