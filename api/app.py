@@ -144,12 +144,13 @@ def create_app(
     services = services or Services(LazyLedger(lambda: ledger_application(config)), config)
     # RequestId first so an id exists before anything else can fail; auth before
     # idempotency, whose keys are scoped to the credential.
+    limits = RateLimitMiddleware(config) if config.rate_limits_enabled else None
     middleware: list[Any] = [
         RequestIdMiddleware(),
         MetricsMiddleware(),
         media.BodyLimitMiddleware(),
         AuthMiddleware(services),
-        *([RateLimitMiddleware(config)] if config.rate_limits_enabled else []),
+        *([limits] if limits is not None else []),
         IdempotencyMiddleware(services),
     ]
     app = LedgerApp(media_type=falcon.MEDIA_JSON, middleware=middleware)
@@ -171,6 +172,6 @@ def create_app(
     validator = Validator(services)
     add_routes(routes, services, validator)
     app.routes = routes
-    if not config.rate_limits_enabled:  # see api/validate_fast_path.py
-        app.fast_path = ValidateKeyFastPath(validator)
+    # The same limiter instance: one count per request, whichever path serves it.
+    app.fast_path = ValidateKeyFastPath(validator, limits)
     return app

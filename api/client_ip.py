@@ -29,10 +29,15 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
 
 
 def client_ip(req: falcon.Request, proxies: Sequence[Network]) -> str:
-    peer = req.remote_addr or "unknown"
+    return client_ip_of(req.remote_addr, req.get_header("X-Forwarded-For"), proxies)
+
+
+def client_ip_of(peer: str | None, forwarded: str | None, proxies: Sequence[Network]) -> str:
+    """`client_ip` from the socket's peer address and the X-Forwarded-For header."""
+    peer = peer or "unknown"
     if not proxies or not _trusted(peer, proxies):
         return peer
-    forwarded = req.get_header("X-Forwarded-For") or ""
+    forwarded = forwarded or ""
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, proxies):

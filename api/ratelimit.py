@@ -30,6 +30,7 @@ import redis
 
 from api.auth import Principal
 from api.client_ip import client_ip
+from api.client_ip import client_ip_of
 from api.client_ip import parse_networks
 from api.config import Config
 from api.errors import ApiError
@@ -199,20 +200,32 @@ class RateLimitMiddleware:
             key = f"{tier}:{principal.kind}:{principal.id}"
         else:
             key = f"{tier}:{client_ip(req, self._proxies)}"
+        verdict = self.check(tier, key)
+        if verdict is not None:
+            req.context.rate_limit = verdict
+
+    def check(self, tier: str, key: str) -> Verdict | None:
+        """Count one request of `key` in `tier`: its verdict (None: Redis is down, fail
+        open); 429 RATE_LIMITED (ApiError) when over the limit. The validate-key fast path
+        (api/validate_fast_path.py) calls it too, on this same instance."""
         rate = self._rates[tier]
         now = self._clock()
         verdict = self.redis.check(key, rate, now) if self.redis is not None else None
         if verdict is None and self.redis is None:
             verdict = self._memory.check(key, rate, now)
         if verdict is None:
-            return  # Redis is down: fail open
-        req.context.rate_limit = verdict
+            return None
         if not verdict.allowed:
             raise ApiError(
                 ErrorCode.RATE_LIMITED,
                 f"Rate limit of {rate.limit} requests per {int(rate.window)} s exceeded.",
                 headers={**verdict.headers(), "Retry-After": str(verdict.retry_after(now))},
             )
+        return verdict
+
+    def client_key(self, tier: str, peer: str | None, forwarded: str | None) -> str:
+        """The key of a per-client tier (validate, activate) for a WSGI request."""
+        return f"{tier}:{client_ip_of(peer, forwarded, self._proxies)}"
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool

@@ -10,11 +10,12 @@ request needs and calls the very same `Validator.by_key`.
 What it serves: a POST to exactly this path with `Content-Type: application/json`, a
 `Content-Length` body of at most `MAX_BODY_BYTES` that parses to an object passing the
 published schema (`api/schemas/validation.py`), with no query string and no
-`Authorization` (the optional Bearer scoping), while rate limits are off (the limiter
-lives in the Falcon middleware, and with it on every request pays a round trip to Redis
-anyway). Anything else — including every body it would refuse — is declined (the body
-re-wrapped for the app to read) and the Falcon app answers exactly as it always did:
-one implementation of auth, limits and 400 wording.
+`Authorization` (the optional Bearer scoping). Anything else — including every body it
+would refuse — is declined (the body re-wrapped for the app to read) and the Falcon app
+answers exactly as it always did: one implementation of auth and 400 wording. Rate
+limits (API.md §9) are checked on the same `RateLimitMiddleware` instance the app uses
+(one count per request, whichever path serves it: a declined request is counted by the
+middleware only), with the same headers and 429.
 (An `Idempotency-Key` is keyed to a credential; validate-key has none, so Falcon's
 middleware ignores it on this request, and so does this path.)
 
@@ -41,6 +42,7 @@ from api.logging import request_id_var
 from api.media import MAX_DEPTH
 from api.metrics import REQUEST_SECONDS
 from api.operations import compiled_schema
+from api.ratelimit import RateLimitMiddleware
 from api.request_id import choose_request_id
 from api.schemas import validation as schemas
 from api.validator import ValidationRequest
@@ -58,8 +60,9 @@ StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
 
 class ValidateKeyFastPath:
-    def __init__(self, validator: Validator) -> None:
+    def __init__(self, validator: Validator, limits: RateLimitMiddleware | None = None) -> None:
         self._validator = validator
+        self._limits = limits
         self._conforms = compiled_schema(schemas.VALIDATE_KEY)
         self._latency: dict[int, Any] = {}
 
@@ -79,7 +82,7 @@ class ValidateKeyFastPath:
         request_id = choose_request_id(environ.get("HTTP_X_REQUEST_ID"))
         token = request_id_var.set(request_id)
         try:
-            status, data, extra = self._answer(body, request_id)
+            status, data, extra = self._answer(environ, body, request_id)
         finally:
             request_id_var.reset(token)
         headers = [
@@ -104,15 +107,22 @@ class ValidateKeyFastPath:
         return body if isinstance(body, dict) else None
 
     def _answer(
-        self, body: dict[str, Any], request_id: str
+        self, environ: dict[str, Any], body: dict[str, Any], request_id: str
     ) -> tuple[int, bytes, list[tuple[str, str]]]:
+        limited: dict[str, str] = {}
         try:
+            if self._limits is not None:
+                key = self._limits.client_key(
+                    "validate", environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
+                )
+                verdict = self._limits.check("validate", key)
+                limited = {} if verdict is None else verdict.headers()
             answer = self._validator.by_key(body["key"], ValidationRequest.of(body, request_id))
         except Exception as e:  # every failure leaves as the envelope, as on the app's path
             failure = failure_of(e, _WHERE)
-            extra = [(name.lower(), value) for name, value in (failure.headers or {}).items()]
-            return failure.status, orjson.dumps(failure.body(request_id)), extra
-        return 200, answer.body, [(name.lower(), value) for name, value in answer.headers.items()]
+            headers = {**limited, **(failure.headers or {})}
+            return failure.status, orjson.dumps(failure.body(request_id)), _lowered(headers)
+        return 200, answer.body, _lowered({**answer.headers, **limited})
 
     def _observe(self, status: int, seconds: float) -> None:
         child = self._latency.get(status)
@@ -134,6 +144,10 @@ def _plain_request(environ: dict[str, Any]) -> bool:
         and "HTTP_AUTHORIZATION" not in environ
         and "HTTP_TRANSFER_ENCODING" not in environ
     )
+
+
+def _lowered(headers: dict[str, str]) -> list[tuple[str, str]]:
+    return [(name.lower(), value) for name, value in headers.items()]
 
 
 def _status_line(status: int) -> str:

@@ -73,6 +73,7 @@ class CheckedClient:
         body: str | bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
+        remote_addr: str | None = None,
     ) -> falcon.testing.Result:
         all_headers = dict(headers or {})
         if key is not None:
@@ -80,7 +81,13 @@ class CheckedClient:
         if auth is not None:
             all_headers["Authorization"] = auth
         result = self._client.simulate_request(
-            method, path, json=json, body=body, headers=all_headers, params=params
+            method,
+            path,
+            json=json,
+            body=body,
+            headers=all_headers,
+            params=params,
+            remote_addr=remote_addr,
         )
         check_documented(self.routes, method, path, result)
         return result

@@ -5,6 +5,8 @@ never outliving the instant its decision names."""
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from collections.abc import Callable
 from collections.abc import Iterator
 from datetime import UTC
@@ -199,3 +201,46 @@ def test_a_remembered_answer_ends_at_the_instant_its_decision_names(
     assert validate()["code"] == changed
     clock.now = start + timedelta(seconds=30)  # a clock that went back: decided afresh
     assert validate()["code"] == "VALID"
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_rate_limits_count_each_request_once_whichever_path_serves_it(
+    config: Config,
+    ledger: LedgerApplication,
+    licenses: Licenses,
+    redis_url: str,
+    store: str,
+) -> None:
+    limited = dataclasses.replace(
+        config,
+        rate_limits_enabled=True,
+        rate_limit_validate="20/minute",
+        redis_url=redis_url if store == "redis" else None,
+    )
+    client = CheckedClient(create_app(limited, services=Services(ledger, limited)))
+    issued = licenses.issue()
+    activate(licenses.ledger, issued, FINGERPRINT)
+    # A client address of its own: Redis keeps counts across tests.
+    peer = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"
+    good = orjson.dumps({"key": issued.key, "fingerprint": FINGERPRINT})
+    bad = orjson.dumps({"key": issued.key, "extra": True})  # declined: Falcon counts it
+    results = [
+        client.post(
+            VALIDATE_KEY,
+            body=bad if i % 5 == 0 else good,
+            headers={"Content-Type": "application/json"},
+            remote_addr=peer,
+        )
+        for i in range(40)
+    ]
+    statuses = [r.status_code for r in results]
+    assert statuses[:20].count(429) == 0
+    assert statuses[20:] == [429] * 20
+    assert sorted(set(statuses[:20])) == [200, 400]
+    served = results[1]
+    assert served.headers["X-RateLimit-Limit"] == "20"
+    assert served.headers["X-RateLimit-Remaining"] == "18"
+    refused = results[-1]
+    assert refused.json["code"] == "RATE_LIMITED"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json["requestId"] == refused.headers["X-Request-Id"]
