@@ -219,4 +219,5 @@ class LedgerApplication(Application[UUID]):
             yield curs
 
     def close(self) -> None:
+        self.tenant_recorder.wakeups.close()
         self.factory.close()

@@ -32,9 +32,12 @@ class WakeupNotifier:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def touched(self, tenant_id: UUID) -> None:
         with self._lock:
+            if self._closed:
+                return  # the pool is closing; consumers poll
             self._pending.add(tenant_id)
             if self._thread is None or not self._thread.is_alive():
                 # Started lazily, so a process that forks (gunicorn) starts its own.
@@ -44,11 +47,23 @@ class WakeupNotifier:
                 self._thread.start()
         self._wake.set()
 
+    def close(self) -> None:
+        """Send what is pending now and stop: called before the connection pool closes
+        (a wake-up sent after it would fail and log a traceback)."""
+        with self._lock:
+            self._closed = True
+            tenants, self._pending = self._pending, set()
+        self._wake.set()
+        if tenants:
+            self._send(tenants)
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
             with self._lock:
+                if self._closed:
+                    return
                 tenants, self._pending = self._pending, set()
             if tenants:
                 self._send(tenants)

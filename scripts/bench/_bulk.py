@@ -103,8 +103,7 @@ def open_bench_account(
             template_license_id=issued.license_id,
         )
     finally:
-        time.sleep(0.2)  # the ledger's after-commit wake-ups (50 ms) go out before close
-        ledger.close()
+        ledger.close()  # sends the pending log wake-ups first
 
 
 def clone_licenses(

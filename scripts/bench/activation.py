@@ -110,7 +110,6 @@ def issue_licenses(url: str, master_key: str, count: int) -> list[str]:
             for _ in range(count)
         ]
     finally:
-        time.sleep(0.2)  # the ledger's after-commit wake-ups (50 ms) go out before close
         ledger.close()
 
 
