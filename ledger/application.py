@@ -8,6 +8,8 @@ This is what makes seat limits, usage caps and transitions exact under concurren
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -42,12 +44,16 @@ from ledger.store.recorder import Projector
 from ledger.store.recorder import TenantRecorder
 from ledger.store.recorder import tenant_transaction
 from ledger.store.repository import OneTripRepository
+from ledger.store.stream_locks import StreamLocks
 from ledger.store.tenancy import current_tenant
 from ledger.store.tenancy import tenant_scope
 
 T = TypeVar("T")
+_jitter = random.Random()  # noqa: S311 (timing jitter, not a secret)
 
 DEFAULT_COMMAND_ATTEMPTS = 50
+# Lost races on one stream before a command takes the stream's lock (`execute`).
+ESCALATE_AFTER = 3
 
 STREAMS: tuple[type[MutableOrImmutableAggregate[Any]], ...] = (
     Account,
@@ -109,6 +115,15 @@ def announced_changes(aggregates: tuple[Any, ...]) -> Iterator[str]:
             yield local_changes.tenant_changed(tenant)
 
 
+def conflict_backoff(attempt: int) -> None:
+    """After the `attempt`-th lost race on a stream (0-based): nothing the first times,
+    then a random pause growing to 50 ms. Without it a slow command (a suspension:
+    load, replay, project) can lose to a stream of fast writers of the same license
+    (checkouts) again and again; with it they spread out and each gets its turn."""
+    if attempt >= 2:
+        time.sleep(_jitter.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+
+
 class LedgerApplication(Application[UUID]):
     name = "licentric"
     is_snapshotting_enabled = True
@@ -127,6 +142,7 @@ class LedgerApplication(Application[UUID]):
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.projector = projector
+        self.stream_locks = StreamLocks(database_url)
         env = postgres_env(database_url, pool_size=pool_size)
         env.update(extra_env or {})
         EventNames.register(*STREAMS)
@@ -179,14 +195,37 @@ class LedgerApplication(Application[UUID]):
         command: Callable[[], T],
         *,
         attempts: int = DEFAULT_COMMAND_ATTEMPTS,
+        stream: UUID | None = None,
     ) -> T:
-        """Run `command` (which loads, decides and saves) until no stream conflict."""
+        """Run `command` (which loads, decides and saves) until no stream conflict.
+
+        `stream`: the one stream the command changes. After `ESCALATE_AFTER` lost races
+        on it, the remaining attempts hold the stream's exclusive lock (`_exclusively`):
+        optimistic concurrency alone lets a slow command lose to a steady flow of fast
+        writers of the same stream (checkouts, migration 0016) every time.
+        """
         with tenant_scope(tenant_id):
-            for _ in range(attempts - 1):
+            for attempt in range(attempts - 1):
+                if stream is not None and attempt == ESCALATE_AFTER:
+                    return self._exclusively(tenant_id, stream, command, attempts - attempt)
                 try:
                     return command()
                 except ConcurrencyConflictError:
-                    continue
+                    conflict_backoff(attempt)
+            return command()
+
+    def _exclusively(
+        self, tenant_id: UUID, stream: UUID, command: Callable[[], T], attempts: int
+    ) -> T:
+        """`command`'s attempts while holding the stream's advisory lock, which fast
+        writers take shared in the statement that appends (ledger/store/stream_locks.py):
+        they wait while this runs, then find their version taken and decide again."""
+        with self.stream_locks.held(tenant_id, stream):
+            for attempt in range(attempts - 1):
+                try:
+                    return command()
+                except ConcurrencyConflictError:
+                    conflict_backoff(attempt)  # another command on the stream
             return command()
 
     @contextmanager
@@ -220,4 +259,5 @@ class LedgerApplication(Application[UUID]):
 
     def close(self) -> None:
         self.tenant_recorder.wakeups.close()
+        self.stream_locks.close()
         self.factory.close()

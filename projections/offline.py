@@ -50,6 +50,13 @@ def checkout_document(license_id: UUID, checkout: Checkout) -> dict[str, Any]:
     }
 
 
+def checkout_row(license_id: UUID, checkout: Checkout) -> tuple[str, dict[str, Any]]:
+    """A checkout's row as `project_license_checkouts` writes it: its file's digest and
+    its document (for a checkout recorded without the aggregate, `record_checkout`)."""
+    assert checkout.file is not None
+    return checkout.file.digest, checkout_document(license_id, checkout)
+
+
 def project_license_checkouts(curs: Cursor[DictRow], tenant_id: UUID, license_: License) -> None:
     if not license_.checkout_count:
         return

@@ -7,6 +7,9 @@ be able to mint. Listing checkouts needs `licenses:read`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -24,15 +27,18 @@ from api.schemas.common import LIST_QUERY
 from api.schemas.common import one
 from api.schemas.common import page
 from api.services import Services
-from ledger.commands.checkouts import CheckedOutFile
+from ledger.commands.checkouts import check_out
 from ledger.commands.checkouts import checkout_license
 from ledger.domain.codes import Scope
+from ledger.domain.license_checkouts import Checkout
 from ledger.offline.certificate import FILE_NAME
 from ledger.offline.certificate import MEDIA_TYPE
 from ledger.offline.content import iso_ms
-from projections.offline import CheckoutInputs
+from projections.checkout_facts import CheckoutFacts
+from projections.checkout_facts import read_checkout_facts
 from projections.offline import checked_out_license_view
 from projections.offline import checkout_inputs
+from projections.offline import checkout_row
 from projections.offline import list_checkouts
 from projections.queries import get_license
 
@@ -44,15 +50,39 @@ _REFUSALS = (
 )
 
 
-def _check_out(
-    services: Services, req: falcon.Request, license_id: UUID
-) -> tuple[CheckedOutFile, CheckoutInputs]:
+def _check_out(services: Services, req: falcon.Request, license_id: UUID) -> CheckedOut:
+    """The file and the license it was decided from (the response's `license`)."""
     body = req.context.body
+    ctx = command_context(req, services)
+    if not body.get("encrypt", False) and body.get("licenseKey") is None:
+        # From the read models: three statements (ledger.commands.checkouts.check_out).
+        def read() -> CheckoutFacts | None:
+            with services.ledger.autocommit() as curs:
+                return read_checkout_facts(curs, ctx.tenant_id, license_id)
+
+        issued = check_out(
+            services.ledger,
+            ctx,
+            license_id,
+            read,
+            checkout_id=services.new_id(),
+            fingerprint=body.get("fingerprint"),
+            ttl=body.get("ttl"),
+            master_key=services.master_key,
+            row=lambda checkout: checkout_row(license_id, checkout),
+        )
+        return CheckedOut(
+            issued.certificate,
+            issued.checkout,
+            issued.expires_at,
+            issued.facts.license_view,
+        )
+    # Encrypted files need the license's sealed file key: the aggregate's command.
     with reading(services, req) as curs:
         inputs = checkout_inputs(curs, license_id)
-    issued = checkout_license(
+    file = checkout_license(
         services.ledger,
-        command_context(req, services),
+        ctx,
         license_id,
         checkout_id=services.new_id(),
         fingerprint=body.get("fingerprint"),
@@ -64,7 +94,23 @@ def _check_out(
         signing_key=inputs.signing_key,
         policy_rules=inputs.rules,
     )
-    return issued, inputs
+
+    def view(now: datetime) -> dict[str, Any]:
+        policy = inputs.policy
+        if policy is not None and policy["id"] == file.license.policy_id:
+            return checked_out_license_view(file.license, policy, now)
+        with reading(services, req) as curs:  # the license changed policy meanwhile
+            return found(get_license(curs, license_id, now), "license")
+
+    return CheckedOut(file.certificate, file.checkout, file.expires_at, view)
+
+
+@dataclass(frozen=True)
+class CheckedOut:
+    certificate: str
+    checkout: Checkout
+    expires_at: datetime  # the file's own expiry
+    license_view: Callable[[datetime], dict[str, Any]]
 
 
 class LicenseCheckout:
@@ -80,17 +126,10 @@ class LicenseCheckout:
         responses={200: one(schemas.CHECKED_OUT)},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
-        issued, inputs = _check_out(self._services, req, license_id)
-        now = self._services.clock()
-        policy = inputs.policy
-        if policy is not None and policy["id"] == issued.license.policy_id:
-            license_ = checked_out_license_view(issued.license, policy, now)
-        else:  # the license changed policy meanwhile: read it back
-            with reading(self._services, req) as curs:
-                license_ = found(get_license(curs, license_id, now), "license")
+        issued = _check_out(self._services, req, license_id)
         document: dict[str, Any] = {
             "certificate": issued.certificate,
-            "license": license_,
+            "license": issued.license_view(self._services.clock()),
             "fingerprint": issued.checkout.fingerprint,
             "ttl": issued.checkout.ttl,
             "expiresAt": iso_ms(issued.expires_at),
@@ -112,7 +151,7 @@ class LicenseOfflineFile:
         media_types={200: MEDIA_TYPE},
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, license_id: UUID) -> None:
-        issued, _ = _check_out(self._services, req, license_id)
+        issued = _check_out(self._services, req, license_id)
         resp.content_type = MEDIA_TYPE
         resp.downloadable_as = FILE_NAME
         # Bytes, not text: the Idempotency-Key store keeps `resp.data`.

@@ -103,4 +103,4 @@ def change(
         save(app, ctx, aggregate)
         return aggregate, outcome
 
-    return app.execute(ctx.tenant_id, attempt)
+    return app.execute(ctx.tenant_id, attempt, stream=aggregate_id)

@@ -117,7 +117,7 @@ def _on_license(
         save(app, ctx, license_)
         return license_, outcome
 
-    return app.execute(ctx.tenant_id, attempt)
+    return app.execute(ctx.tenant_id, attempt, stream=license_id)
 
 
 def update_license(

@@ -160,7 +160,7 @@ def activate_machine(
         _save_activation(app, ctx, license_, fingerprint)
         return activation
 
-    return app.execute(ctx.tenant_id, attempt)
+    return app.execute(ctx.tenant_id, attempt, stream=license_id)
 
 
 def _on_license(
@@ -179,7 +179,7 @@ def _on_license(
             save(app, ctx, license_)
         return license_, recorded
 
-    return app.execute(ctx.tenant_id, attempt)
+    return app.execute(ctx.tenant_id, attempt, stream=license_id)
 
 
 def deactivate_machine(

@@ -51,4 +51,4 @@ def record_valid_validation(
             save(app, ctx, license_)
         return RecordedUse(license_.uses_count, counted, activated)
 
-    return app.execute(ctx.tenant_id, attempt)
+    return app.execute(ctx.tenant_id, attempt, stream=license_id)

@@ -167,12 +167,7 @@ class License(LicenseUsage):
         suspended license past its expiry shows `suspended` and becomes `expired` when
         reinstated. An active license whose `expires_at <= now` is `expired`.
         """
-        if self._status != LicenseStatus.ACTIVE:
-            return LicenseStatus(self._status)
-        expires_at = self.expires_at
-        if expires_at is not None and expires_at <= require_utc(now):
-            return LicenseStatus.EXPIRED
-        return LicenseStatus.ACTIVE
+        return status_at(LicenseStatus(self._status), self.expires_at, now)
 
     def is_terminal(self) -> bool:
         return self._status in TERMINAL
@@ -318,3 +313,13 @@ class License(LicenseUsage):
         if not isinstance(policy_id, Unset):
             changes["policy_id"] = str(policy_id)
         return self._record_changes(changes, at)
+
+
+def status_at(stored: LicenseStatus, expires_at: datetime | None, now: datetime) -> LicenseStatus:
+    """The wire status at `now` of a license with this stored status and expiry (see
+    `License.status_at`; also read-model licenses, projections/checkout_facts.py)."""
+    if stored != LicenseStatus.ACTIVE:
+        return stored
+    if expires_at is not None and expires_at <= require_utc(now):
+        return LicenseStatus.EXPIRED
+    return LicenseStatus.ACTIVE

@@ -18,18 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.checks import Issues
 from ledger.domain.checks import check_text
+from ledger.domain.codes import LicenseStatus
 from ledger.domain.errors import BusinessRuleViolation
 from ledger.domain.errors import CheckoutTtlInvalid
 from ledger.domain.errors import NotFound
 from ledger.domain.errors import OfflineNotAllowed
 from ledger.domain.errors import ValidationFailed
 from ledger.domain.license_machines import LicenseMachines
+from ledger.domain.license_machines import check_usable
+from ledger.domain.machine import Machine
 from ledger.domain.timestamps import from_iso
 from ledger.domain.timestamps import require_utc
 from ledger.domain.timestamps import to_iso
@@ -80,6 +84,24 @@ class LicenseCheckouts(LicenseMachines):
         # The license's offline file key, sealed under the master key (ledger.offline.keys).
         self.sealed_file_key: str | None = None
 
+    @property
+    def updated_at(self) -> datetime:
+        """When the license itself last changed: offline events (a file handed out or
+        re-signed, a sealed key) are not changes of the license, so `updatedAt` — and
+        every read model but the checkouts' — stays as it was (a checkout then writes only
+        its own row; ledger.commands.checkouts)."""
+        if getattr(self, "_offline_version", None) == self.version:
+            changed: datetime = self._document_updated_at
+            return changed
+        return self.modified_on
+
+    def _offline_event(self) -> None:
+        # Called first by each offline mutator, before the library moves `version` and
+        # `modified_on` to this event: remember when the streak of offline events began.
+        if getattr(self, "_offline_version", None) != self.version:
+            self._document_updated_at = self.modified_on
+        self._offline_version = self.version + 1
+
     def checkouts(self, now: datetime | None = None) -> list[Checkout]:
         """All checkouts, or only those still unexpired at `now`."""
         if now is None:
@@ -127,39 +149,20 @@ class LicenseCheckouts(LicenseMachines):
         at: datetime,
     ) -> Checkout:
         """The checkout `record_checkout` would record, checked but not recorded: the
-        caller renders and signs its file from it.
-
-        Without `ttl`, the default (14 days) capped at `offline_max_days`.
-        """
+        caller renders and signs its file from it (`plan_checkout_of`)."""
         self.check_not_deleted()
-        at = require_utc(at)
-        cap = offline_max_days * 86400
-        ttl = min(TTL_DEFAULT, cap) if ttl is None else ttl
-        if isinstance(ttl, bool) or not TTL_MIN <= ttl <= min(TTL_MAX, cap):
-            msg = f"ttl must be between {TTL_MIN} and {min(TTL_MAX, cap)} seconds"
-            raise CheckoutTtlInvalid(msg, {"min": TTL_MIN, "max": min(TTL_MAX, cap)})
-        if not offline_allowed:
-            raise OfflineNotAllowed("the policy does not allow offline use")
-        self.check_usable(at, expired_blocks=expired_blocks)
-        machine_id = None
-        if fingerprint is None:
-            if require_fingerprint:
-                raise ValidationFailed.single(["fingerprint"], "is required by the policy")
-        else:
-            record = self._record_by_fingerprint(fingerprint)
-            if record is None:
-                msg = "fingerprint is not an active machine of this license"
-                raise BusinessRuleViolation(msg, "FINGERPRINT_NOT_FOUND")
-            machine_id = UUID(record["id"])
-        return Checkout(
-            id=checkout_id,
+        return plan_checkout_of(
+            self,
+            checkout_id=checkout_id,
             fingerprint=fingerprint,
-            machine_id=machine_id,
             ttl=ttl,
             kid=kid,
-            issued_at=at,
-            expires_at=at + timedelta(seconds=ttl),
+            offline_allowed=offline_allowed,
+            offline_max_days=offline_max_days,
+            require_fingerprint=require_fingerprint,
+            expired_blocks=expired_blocks,
             encrypted=encrypted,
+            at=at,
         )
 
     def record_checkout(
@@ -193,21 +196,7 @@ class LicenseCheckouts(LicenseMachines):
             encrypted=encrypted,
             at=at,
         )
-        if file is not None:
-            _check_file(file.certificate, file.digest)
-        self._checked_out(
-            checkout_id=str(plan.id),
-            fingerprint=plan.fingerprint,
-            machine_id=None if plan.machine_id is None else str(plan.machine_id),
-            ttl=plan.ttl,
-            kid=plan.kid,
-            expires_at=to_iso(plan.expires_at),
-            encrypted=encrypted,
-            certificate=None if file is None else file.certificate,
-            digest=None if file is None else file.digest,
-            file_expires_at=None if file is None else to_iso(file.expires_at),
-            timestamp=plan.issued_at,
-        )
+        self._checked_out(**checked_out_fields(plan, file), timestamp=plan.issued_at)
         return self.checkout(plan.id)
 
     @event("CheckedOut")
@@ -227,6 +216,7 @@ class LicenseCheckouts(LicenseMachines):
         digest: str | None = None,
         file_expires_at: str | None = None,
     ) -> None:
+        self._offline_event()
         self._forget_expired_files(timestamp)
         file = _file_record(certificate, digest, to_iso(timestamp), file_expires_at)
         self._checkouts[checkout_id] = {
@@ -281,6 +271,7 @@ class LicenseCheckouts(LicenseMachines):
         digest: str | None = None,
         file_expires_at: str | None = None,
     ) -> None:
+        self._offline_event()
         self._forget_expired_files(timestamp)
         checkout = self._checkouts[checkout_id]
         checkout["kid"] = kid
@@ -300,6 +291,7 @@ class LicenseCheckouts(LicenseMachines):
 
     @event("FileKeySealed")
     def _file_key_sealed(self, sealed_key: str, timestamp: datetime) -> None:
+        self._offline_event()
         self.sealed_file_key = sealed_key
 
     def _forget_expired_files(self, now: datetime) -> None:
@@ -313,6 +305,84 @@ class LicenseCheckouts(LicenseMachines):
             else:
                 checkout["file"] = None
         self._holding_files = kept
+
+
+def checked_out_fields(plan: Checkout, file: IssuedFile | None) -> dict[str, Any]:
+    """The `license.checked_out` event's fields (but its time, `plan.issued_at`) for a
+    planned checkout and its signed file: what `record_checkout` records, and what a
+    checkout decided from read models appends (ledger.commands.checkouts)."""
+    if file is not None:
+        _check_file(file.certificate, file.digest)
+    return {
+        "checkout_id": str(plan.id),
+        "fingerprint": plan.fingerprint,
+        "machine_id": None if plan.machine_id is None else str(plan.machine_id),
+        "ttl": plan.ttl,
+        "kid": plan.kid,
+        "expires_at": to_iso(plan.expires_at),
+        "encrypted": plan.encrypted,
+        "certificate": None if file is None else file.certificate,
+        "digest": None if file is None else file.digest,
+        "file_expires_at": None if file is None else to_iso(file.expires_at),
+    }
+
+
+class CheckoutSubject(Protocol):
+    """What deciding a checkout reads of a license: the aggregate, or its read-model rows
+    (projections/checkout_facts.py), so both ways of checking out apply one rule."""
+
+    def status_at(self, now: datetime) -> LicenseStatus: ...
+
+    def machine_by_fingerprint(self, fingerprint: str) -> Machine | None: ...
+
+
+def plan_checkout_of(
+    subject: CheckoutSubject,
+    *,
+    checkout_id: UUID,
+    fingerprint: str | None,
+    ttl: int | None,
+    kid: str,
+    offline_allowed: bool,
+    offline_max_days: int,
+    require_fingerprint: bool,
+    expired_blocks: bool,
+    encrypted: bool = False,
+    at: datetime,
+) -> Checkout:
+    """The checkout of a live license, checked (API.md §7): ttl in range and within
+    `offline_max_days` (without `ttl`, the 14-day default capped by it), offline allowed,
+    a license that could validate, the fingerprint of an active machine when one is given
+    (required when the policy requires fingerprints)."""
+    at = require_utc(at)
+    cap = offline_max_days * 86400
+    ttl = min(TTL_DEFAULT, cap) if ttl is None else ttl
+    if isinstance(ttl, bool) or not TTL_MIN <= ttl <= min(TTL_MAX, cap):
+        msg = f"ttl must be between {TTL_MIN} and {min(TTL_MAX, cap)} seconds"
+        raise CheckoutTtlInvalid(msg, {"min": TTL_MIN, "max": min(TTL_MAX, cap)})
+    if not offline_allowed:
+        raise OfflineNotAllowed("the policy does not allow offline use")
+    check_usable(subject.status_at(at), expired_blocks=expired_blocks)
+    machine_id = None
+    if fingerprint is None:
+        if require_fingerprint:
+            raise ValidationFailed.single(["fingerprint"], "is required by the policy")
+    else:
+        machine = subject.machine_by_fingerprint(fingerprint)
+        if machine is None:
+            msg = "fingerprint is not an active machine of this license"
+            raise BusinessRuleViolation(msg, "FINGERPRINT_NOT_FOUND")
+        machine_id = machine.id
+    return Checkout(
+        id=checkout_id,
+        fingerprint=fingerprint,
+        machine_id=machine_id,
+        ttl=ttl,
+        kid=kid,
+        issued_at=at,
+        expires_at=at + timedelta(seconds=ttl),
+        encrypted=encrypted,
+    )
 
 
 def _file_record(

@@ -45,11 +45,7 @@ class LicenseMachines(LedgerAggregate):
 
     def check_usable(self, at: datetime, *, expired_blocks: bool) -> None:
         """Refuse use of a license that could not validate (409 LICENSE_<STATUS>)."""
-        status = self.status_at(at)
-        if status == LicenseStatus.EXPIRED and not expired_blocks:
-            return
-        if status != LicenseStatus.ACTIVE:
-            raise LicenseStateError(status)
+        check_usable(self.status_at(at), expired_blocks=expired_blocks)
 
     # Queries
 
@@ -338,3 +334,11 @@ class LicenseMachines(LedgerAggregate):
         record["updated_at"] = to_iso(at)
         if seen:
             record["last_heartbeat_at"] = to_iso(at)
+
+
+def check_usable(status: LicenseStatus, *, expired_blocks: bool) -> None:
+    """Refuse use of a license in `status` that could not validate (409 LICENSE_<STATUS>)."""
+    if status == LicenseStatus.EXPIRED and not expired_blocks:
+        return
+    if status != LicenseStatus.ACTIVE:
+        raise LicenseStateError(status)

@@ -21,15 +21,17 @@ changes on every use (usesCount, heartbeats), so a busy license does not churn f
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import Protocol
+from uuid import UUID
 
 import orjson
 
 from ledger.domain.codes import LicenseStatus
-from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
 from ledger.domain.machine import Machine
 from ledger.domain.timestamps import require_utc
@@ -54,6 +56,43 @@ def truncate_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+class LicenseContent(Protocol):
+    """What a file says of its license: the aggregate has it, and so does a license read
+    from its read-model rows (projections/checkout_facts.py), which renders the same file
+    (a test compares them)."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def product_id(self) -> str: ...
+    @property
+    def policy_id(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def max_machines_override(self) -> int | None: ...
+    @property
+    def max_uses_override(self) -> int | None: ...
+    @property
+    def suspended_at(self) -> datetime | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def banned_at(self) -> datetime | None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+    def status_at(self, now: datetime) -> LicenseStatus: ...
+
+    def effective_entitlements(self, policy_codes: Sequence[str]) -> list[str]: ...
+
+    def machine_by_fingerprint(self, fingerprint: str) -> Machine | None: ...
+
+
 @dataclass(frozen=True)
 class FileContent:
     header: dict[str, Any]
@@ -63,14 +102,14 @@ class FileContent:
     digest: str  # what the file says apart from when it was issued
 
 
-def bound_machine(license_: License, checkout: Checkout) -> Machine | None:
+def bound_machine(license_: LicenseContent, checkout: Checkout) -> Machine | None:
     if checkout.fingerprint is None:
         return None
     return license_.machine_by_fingerprint(checkout.fingerprint)
 
 
 def file_expiry(
-    license_: License,
+    license_: LicenseContent,
     policy: OfflinePolicy,
     checkout: Checkout,
     machine: Machine | None,
@@ -86,7 +125,7 @@ def file_expiry(
 
 
 def render_file(
-    license_: License, policy: OfflinePolicy, checkout: Checkout, *, kid: str, at: datetime
+    license_: LicenseContent, policy: OfflinePolicy, checkout: Checkout, *, kid: str, at: datetime
 ) -> FileContent:
     """Header and payload of `checkout`'s file, signed with `kid`, issued `at`."""
     at = truncate_ms(at)
@@ -123,7 +162,7 @@ def content_digest(header: dict[str, Any], payload: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(undated, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _license(license_: License, at: datetime) -> dict[str, Any]:
+def _license(license_: LicenseContent, at: datetime) -> dict[str, Any]:
     return {
         "id": str(license_.id),
         "name": license_.name,
@@ -141,7 +180,7 @@ def _license(license_: License, at: datetime) -> dict[str, Any]:
     }
 
 
-def _policy(license_: License, policy: OfflinePolicy) -> dict[str, Any]:
+def _policy(license_: LicenseContent, policy: OfflinePolicy) -> dict[str, Any]:
     """The rules an offline client applies: effective limits and the offline rules."""
     return {
         "id": policy.id,

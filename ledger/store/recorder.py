@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -105,6 +106,24 @@ _VARIANT_AND_VERSION_BITS = ~(0xC000 << 48) & ~(0xF000 << 64)
 _RFC_4122_V5 = (0x8000 << 48) | (5 << 76)
 
 
+@dataclass(frozen=True)
+class RecordedWith:
+    """A SQL function that appends through `append_events` and writes, in the same
+    call, the read-model rows the events change (`record_checkout`, migration 0016).
+    It takes append_events' four arguments first, then `params`."""
+
+    function: str
+    params: tuple[Any, ...]
+
+    def statement(self) -> str:
+        assert self.function in _RECORDING_FUNCTIONS, self.function  # never caller text
+        extra = ", %s" * len(self.params)
+        return f"SELECT {self.function}(%s, %s::jsonb, %s::jsonb, %s{extra}) AS last"
+
+
+_RECORDING_FUNCTIONS = frozenset({"record_checkout"})
+
+
 def event_id_of(tenant: UUID, stream_id: UUID, version: int) -> UUID:
     """`uuid5(_EVENT_ID_NAMESPACE, "<tenant>:<stream>:<version>")`, computed as the
     standard library does (RFC 4122 §4.3: SHA-1, version and variant bits set) at half
@@ -162,7 +181,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         positions: list[int] = []
 
         def chained(recorded_at: datetime) -> list[ChainedEvent]:
-            return [self._chained(tenant, e, metadata, recorded_at) for e in stored_events]
+            return [self.chained(tenant, e, metadata, recorded_at) for e in stored_events]
 
         with _translated_integrity_errors(), self.datastore.get_connection() as conn:
             if project is None and kwargs.get("tracking") is None:
@@ -180,7 +199,11 @@ class TenantRecorder(PostgresApplicationRecorder):
         return positions
 
     def append_chained(
-        self, events: Callable[[datetime], Sequence[ChainedEvent]], metadata: dict[str, Any]
+        self,
+        events: Callable[[datetime], Sequence[ChainedEvent]],
+        metadata: dict[str, Any],
+        *,
+        recorded_with: RecordedWith | None = None,
     ) -> list[int]:
         """Append events the caller builds itself for a `recorded_at`, in one autocommit
         statement, to the current tenant's log: for one-event streams that no aggregate
@@ -189,7 +212,7 @@ class TenantRecorder(PostgresApplicationRecorder):
         ids and chain links as `insert_events` makes (a unit test compares them)."""
         tenant = require_tenant()
         with _translated_integrity_errors(), self.datastore.get_connection() as conn:
-            positions = self._append(conn, tenant, events, metadata)
+            positions = self._append(conn, tenant, events, metadata, recorded_with)
         if positions:
             self.wakeups.touched(tenant)
         return positions
@@ -200,23 +223,28 @@ class TenantRecorder(PostgresApplicationRecorder):
         tenant: UUID,
         chained: Callable[[datetime], Sequence[ChainedEvent]],
         metadata: dict[str, Any],
+        recorded_with: RecordedWith | None = None,
     ) -> list[int]:
         recorded_at = datetime.now(UTC)
         events = chained(recorded_at)
         if not events:
             return []
         batch = orjson.dumps([e.append_row() for e in events]).decode()
-        row = conn.execute(
-            _APPEND, (tenant, batch, _dumps(metadata), recorded_at), prepare=True
-        ).fetchone()
+        params: tuple[Any, ...] = (tenant, batch, _dumps(metadata), recorded_at)
+        statement = _APPEND
+        if recorded_with is not None:
+            statement = recorded_with.statement()
+            params += recorded_with.params
+        row = conn.execute(statement, params, prepare=True).fetchone()
         assert row is not None
         last = int(row["last"])
         return list(range(last - len(events) + 1, last + 1))
 
     @staticmethod
-    def _chained(
+    def chained(
         tenant: UUID, stored: StoredEvent, metadata: dict[str, Any], recorded_at: datetime
     ) -> ChainedEvent:
+        """The log row of a stored event (what `insert_events` appends)."""
         event_type, schema_version = split_topic(stored.topic)
         body = orjson.loads(stored.state)
         stream_id = stored.originator_id

@@ -164,8 +164,8 @@ def test_the_direct_events_are_those_of_the_aggregate(
     recorded_at = at + timedelta(seconds=1)
     metadata = validation_events._METADATA
     [direct] = validation_events._chained(TENANT_A, [item])(recorded_at)
-    assert direct == TenantRecorder._chained(TENANT_A, stored, metadata, recorded_at)
+    assert direct == TenantRecorder.chained(TENANT_A, stored, metadata, recorded_at)
     assert (
         direct.append_row()
-        == TenantRecorder._chained(TENANT_A, stored, metadata, recorded_at).append_row()
+        == TenantRecorder.chained(TENANT_A, stored, metadata, recorded_at).append_row()
     )
