@@ -21,14 +21,13 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from ledger.domain.checks import unique_codes
-from ledger.domain.codes import HeartbeatStatus
 from ledger.domain.codes import LicenseStatus
-from ledger.domain.codes import Platform
 from ledger.domain.environment import SigningKey
 from ledger.domain.license import status_at
 from ledger.domain.machine import Machine
 from ledger.offline.rules import OfflinePolicy
 from projections.licenses import license_view
+from projections.licenses import machine_from_document
 
 
 def _time(text: str | None) -> datetime | None:
@@ -102,26 +101,7 @@ class StoredLicense:
 
     def machine_by_fingerprint(self, fingerprint: str) -> Machine | None:
         doc = next((m for m in self.machine_docs if m["fingerprint"] == fingerprint), None)
-        return None if doc is None else _machine(self.id, doc)
-
-
-def _machine(license_id: UUID, doc: dict[str, Any]) -> Machine:
-    return Machine(
-        id=UUID(doc["id"]),
-        license_id=license_id,
-        fingerprint=doc["fingerprint"],
-        name=doc["name"],
-        platform=None if doc["platform"] is None else Platform(doc["platform"]),
-        hostname=doc["hostname"],
-        cores=doc["cores"],
-        metadata=dict(doc["metadata"]),
-        ip_address=doc["ipAddress"],
-        heartbeat_status=HeartbeatStatus(doc["heartbeatStatus"]),
-        last_heartbeat_at=_time(doc["lastHeartbeatAt"]),
-        created_at=datetime.fromisoformat(doc["createdAt"]),
-        updated_at=datetime.fromisoformat(doc["updatedAt"]),
-        deactivated_at=None,
-    )
+        return None if doc is None else machine_from_document(self.id, doc)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from ledger.domain.codes import HeartbeatStatus
 from ledger.domain.codes import LicenseStatus
+from ledger.domain.codes import Platform
 from ledger.domain.license import License
 from ledger.domain.machine import Machine
 from projections.timers import project_license_timers
@@ -67,6 +69,29 @@ def machine_document(machine: Machine) -> dict[str, Any]:
         "createdAt": iso_ms(machine.created_at),
         "updatedAt": iso_ms(machine.updated_at),
     }
+
+
+def machine_from_document(license_id: UUID, doc: dict[str, Any]) -> Machine:
+    """The inverse of `machine_document` for an active machine (its times in the
+    document's milliseconds)."""
+    return Machine(
+        id=UUID(doc["id"]),
+        license_id=license_id,
+        fingerprint=doc["fingerprint"],
+        name=doc["name"],
+        platform=None if doc["platform"] is None else Platform(doc["platform"]),
+        hostname=doc["hostname"],
+        cores=doc["cores"],
+        metadata=dict(doc["metadata"]),
+        ip_address=doc["ipAddress"],
+        heartbeat_status=HeartbeatStatus(doc["heartbeatStatus"]),
+        last_heartbeat_at=None
+        if doc["lastHeartbeatAt"] is None
+        else datetime.fromisoformat(doc["lastHeartbeatAt"]),
+        created_at=datetime.fromisoformat(doc["createdAt"]),
+        updated_at=datetime.fromisoformat(doc["updatedAt"]),
+        deactivated_at=None,
+    )
 
 
 def wire_status(stored: str, expires_at: str | None, now: datetime) -> str:

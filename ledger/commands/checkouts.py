@@ -148,23 +148,15 @@ def checkout_license(
         )
         key = signing_key or load(app, Environment, ctx.tenant_id).active_signing_key
 
-        def under_terms(method: Callable[..., Checkout], **extra: object) -> Checkout:
-            # plan_checkout and record_checkout see exactly the same terms.
-            return method(
-                checkout_id=checkout_id,
-                fingerprint=fingerprint,
-                ttl=ttl,
-                kid=key.kid,
-                offline_allowed=policy.offline_allowed,
-                offline_max_days=policy.offline_max_days,
-                require_fingerprint=policy.require_fingerprint,
-                expired_blocks=policy.expired_blocks,
-                encrypted=encrypt,
-                at=ctx.at,
-                **extra,
-            )
-
-        plan = under_terms(license_.plan_checkout)
+        terms = policy.checkout_terms(
+            checkout_id=checkout_id,
+            fingerprint=fingerprint,
+            ttl=ttl,
+            kid=key.kid,
+            encrypted=encrypt,
+            at=ctx.at,
+        )
+        plan = license_.plan_checkout(**terms)
         file_key = (
             _file_key(ctx, license_, license_key, master_key=master_key, pepper=pepper)
             if encrypt
@@ -173,7 +165,7 @@ def checkout_license(
         content = render_file(license_, policy, plan, kid=key.kid, at=ctx.at)
         seed = signing_seed(master_key, ctx.tenant_id, key)
         certificate, issued = _sign(content, seed=seed, file_key=file_key)
-        checkout = under_terms(license_.record_checkout, file=issued)
+        checkout = license_.record_checkout(file=issued, **terms)
         save(app, ctx, license_)
         return CheckedOutFile(license_, checkout, certificate, content.expires_at)
 
@@ -239,18 +231,15 @@ def check_out(
             raise NotFound(msg)
         key = facts.signing_key or load(app, Environment, ctx.tenant_id).active_signing_key
         rules = facts.rules
-        plan = plan_checkout_of(
-            facts.license,
+        terms = rules.checkout_terms(
             checkout_id=checkout_id,
             fingerprint=fingerprint,
             ttl=ttl,
             kid=key.kid,
-            offline_allowed=rules.offline_allowed,
-            offline_max_days=rules.offline_max_days,
-            require_fingerprint=rules.require_fingerprint,
-            expired_blocks=rules.expired_blocks,
+            encrypted=False,
             at=ctx.at,
         )
+        plan = plan_checkout_of(facts.license, **terms)
         content = render_file(facts.license, rules, plan, kid=key.kid, at=ctx.at)
         seed = signing_seed(master_key, ctx.tenant_id, key)
         certificate, issued = _sign(content, seed=seed, file_key=None)

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import NotRequired
 from typing import Protocol
+from typing import TypedDict
+from typing import Unpack
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -134,68 +137,20 @@ class LicenseCheckouts(LicenseMachines):
 
     # Offline checkouts
 
-    def plan_checkout(
-        self,
-        *,
-        checkout_id: UUID,
-        fingerprint: str | None,
-        ttl: int | None,
-        kid: str,
-        offline_allowed: bool,
-        offline_max_days: int,
-        require_fingerprint: bool,
-        expired_blocks: bool,
-        encrypted: bool = False,
-        at: datetime,
-    ) -> Checkout:
+    def plan_checkout(self, **terms: Unpack[CheckoutTerms]) -> Checkout:
         """The checkout `record_checkout` would record, checked but not recorded: the
         caller renders and signs its file from it (`plan_checkout_of`)."""
         self.check_not_deleted()
-        return plan_checkout_of(
-            self,
-            checkout_id=checkout_id,
-            fingerprint=fingerprint,
-            ttl=ttl,
-            kid=kid,
-            offline_allowed=offline_allowed,
-            offline_max_days=offline_max_days,
-            require_fingerprint=require_fingerprint,
-            expired_blocks=expired_blocks,
-            encrypted=encrypted,
-            at=at,
-        )
+        return plan_checkout_of(self, **terms)
 
     def record_checkout(
-        self,
-        *,
-        checkout_id: UUID,
-        fingerprint: str | None,
-        ttl: int | None,
-        kid: str,
-        offline_allowed: bool,
-        offline_max_days: int,
-        require_fingerprint: bool,
-        expired_blocks: bool,
-        encrypted: bool = False,
-        file: IssuedFile | None = None,
-        at: datetime,
+        self, *, file: IssuedFile | None = None, **terms: Unpack[CheckoutTerms]
     ) -> Checkout:
         """Record an offline license file issued now (`license.checked_out`).
 
-        `file` is the signed file rendered from `plan_checkout` with the same arguments.
+        `file` is the signed file rendered from `plan_checkout` with the same terms.
         """
-        plan = self.plan_checkout(
-            checkout_id=checkout_id,
-            fingerprint=fingerprint,
-            ttl=ttl,
-            kid=kid,
-            offline_allowed=offline_allowed,
-            offline_max_days=offline_max_days,
-            require_fingerprint=require_fingerprint,
-            expired_blocks=expired_blocks,
-            encrypted=encrypted,
-            at=at,
-        )
+        plan = self.plan_checkout(**terms)
         self._checked_out(**checked_out_fields(plan, file), timestamp=plan.issued_at)
         return self.checkout(plan.id)
 
@@ -327,6 +282,22 @@ def checked_out_fields(plan: Checkout, file: IssuedFile | None) -> dict[str, Any
     }
 
 
+class CheckoutTerms(TypedDict):
+    """What a checkout is asked for, and the policy's offline rules it is held to
+    (`OfflinePolicy.checkout_terms` fills those in)."""
+
+    checkout_id: UUID
+    fingerprint: str | None
+    ttl: int | None
+    kid: str
+    offline_allowed: bool
+    offline_max_days: int
+    require_fingerprint: bool
+    expired_blocks: bool
+    encrypted: NotRequired[bool]
+    at: datetime
+
+
 class CheckoutSubject(Protocol):
     """What deciding a checkout reads of a license: the aggregate, or its read-model rows
     (projections/checkout_facts.py), so both ways of checking out apply one rule."""
@@ -336,36 +307,25 @@ class CheckoutSubject(Protocol):
     def machine_by_fingerprint(self, fingerprint: str) -> Machine | None: ...
 
 
-def plan_checkout_of(
-    subject: CheckoutSubject,
-    *,
-    checkout_id: UUID,
-    fingerprint: str | None,
-    ttl: int | None,
-    kid: str,
-    offline_allowed: bool,
-    offline_max_days: int,
-    require_fingerprint: bool,
-    expired_blocks: bool,
-    encrypted: bool = False,
-    at: datetime,
-) -> Checkout:
+def plan_checkout_of(subject: CheckoutSubject, **terms: Unpack[CheckoutTerms]) -> Checkout:
     """The checkout of a live license, checked (API.md §7): ttl in range and within
     `offline_max_days` (without `ttl`, the 14-day default capped by it), offline allowed,
     a license that could validate, the fingerprint of an active machine when one is given
     (required when the policy requires fingerprints)."""
-    at = require_utc(at)
+    at = require_utc(terms["at"])
+    ttl, fingerprint = terms["ttl"], terms["fingerprint"]
+    offline_max_days = terms["offline_max_days"]
     cap = offline_max_days * 86400
     ttl = min(TTL_DEFAULT, cap) if ttl is None else ttl
     if isinstance(ttl, bool) or not TTL_MIN <= ttl <= min(TTL_MAX, cap):
         msg = f"ttl must be between {TTL_MIN} and {min(TTL_MAX, cap)} seconds"
         raise CheckoutTtlInvalid(msg, {"min": TTL_MIN, "max": min(TTL_MAX, cap)})
-    if not offline_allowed:
+    if not terms["offline_allowed"]:
         raise OfflineNotAllowed("the policy does not allow offline use")
-    check_usable(subject.status_at(at), expired_blocks=expired_blocks)
+    check_usable(subject.status_at(at), expired_blocks=terms["expired_blocks"])
     machine_id = None
     if fingerprint is None:
-        if require_fingerprint:
+        if terms["require_fingerprint"]:
             raise ValidationFailed.single(["fingerprint"], "is required by the policy")
     else:
         machine = subject.machine_by_fingerprint(fingerprint)
@@ -374,14 +334,14 @@ def plan_checkout_of(
             raise BusinessRuleViolation(msg, "FINGERPRINT_NOT_FOUND")
         machine_id = machine.id
     return Checkout(
-        id=checkout_id,
+        id=terms["checkout_id"],
         fingerprint=fingerprint,
         machine_id=machine_id,
         ttl=ttl,
-        kid=kid,
+        kid=terms["kid"],
         issued_at=at,
         expires_at=at + timedelta(seconds=ttl),
-        encrypted=encrypted,
+        encrypted=terms.get("encrypted", False),
     )
 
 

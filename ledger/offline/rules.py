@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from ledger.domain.codes import ExpirationStrategy
+from ledger.domain.license_checkouts import CheckoutTerms
 from ledger.domain.policy import Policy
 
 
@@ -75,6 +78,30 @@ class OfflinePolicy:
     def expired_blocks(self) -> bool:
         """Whether an expired license is refused (RESTRICT_ACCESS and REVOKE)."""
         return self.expiration_strategy != ExpirationStrategy.ALLOW_ACCESS
+
+    def checkout_terms(
+        self,
+        *,
+        checkout_id: UUID,
+        fingerprint: str | None,
+        ttl: int | None,
+        kid: str,
+        encrypted: bool,
+        at: datetime,
+    ) -> CheckoutTerms:
+        """A checkout request held to these offline rules (`plan_checkout_of`)."""
+        return CheckoutTerms(
+            checkout_id=checkout_id,
+            fingerprint=fingerprint,
+            ttl=ttl,
+            kid=kid,
+            offline_allowed=self.offline_allowed,
+            offline_max_days=self.offline_max_days,
+            require_fingerprint=self.require_fingerprint,
+            expired_blocks=self.expired_blocks,
+            encrypted=encrypted,
+            at=at,
+        )
 
     def max_machines_for(self, override: int | None) -> int | None:
         return override if self.overridable and override is not None else self.max_machines
