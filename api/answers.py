@@ -53,7 +53,7 @@ def body(prefix: bytes, metadata: dict[str, Any]) -> bytes:
     return prefix + orjson.dumps(metadata) + b"}}"
 
 
-def remember(answers: dict[Any, Any], key: RequestKey, answer: Remembered) -> None:
+def remember(answers: dict[RequestKey, Remembered], key: RequestKey, answer: Remembered) -> None:
     if len(answers) >= MAX_PER_LICENSE:
         answers.clear()
     answers[key] = answer

@@ -47,8 +47,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
-from typing import Any
 
+from api.answers import Remembered
+from api.answers import RequestKey
 from ledger.store import local_changes
 from ledger.store.listen import ChannelListener
 from projections.validation import ValidationFacts
@@ -83,7 +84,7 @@ class Cached:
     def __init__(self, facts: ValidationFacts, stored_at: float) -> None:
         self.facts = facts
         self.stored_at = stored_at
-        self.answers: dict[Any, Any] = {}
+        self.answers: dict[RequestKey, Remembered] = {}
 
 
 class FactsCache:

@@ -30,10 +30,15 @@ class BoundedJSONHandler(falcon.media.JSONHandler):
         if len(data) > MAX_BODY_BYTES:
             raise falcon.HTTPContentTooLarge(description=_TOO_LARGE)
         document = self._deserialize(data)
-        # Cheap byte tests first: most bodies need no walk at all.
-        if _NUL_ESCAPE in data or data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        if may_be_unstorable(data):
             check_storable(document)
         return document
+
+
+def may_be_unstorable(data: bytes) -> bool:
+    """Cheap byte tests that clear most bodies without walking them: no NUL escape, and
+    fewer brackets than MAX_DEPTH (so no nesting that deep)."""
+    return _NUL_ESCAPE in data or data.count(b"[") + data.count(b"{") > MAX_DEPTH
 
 
 def check_storable(document: Any) -> None:

@@ -39,7 +39,7 @@ import orjson
 
 from api.errors import failure_of
 from api.logging import request_id_var
-from api.media import MAX_DEPTH
+from api.media import may_be_unstorable
 from api.metrics import REQUEST_SECONDS
 from api.operations import compiled_schema
 from api.ratelimit import RateLimitMiddleware
@@ -52,7 +52,6 @@ PATH = "/api/v1/licenses/validate-key"
 # A validate-key body is a key, a fingerprint, a nonce and a few entitlement codes:
 # anything longer is unusual enough to take the general path (which caps at 1 MiB).
 MAX_BODY_BYTES = 16 * 1024
-_NUL_ESCAPE = b"\\u0000"
 _WHERE = {"method": "POST", "path": PATH}
 _STATUS_LINES = {200: "200 OK"}
 
@@ -97,8 +96,8 @@ class ValidateKeyFastPath:
 
     def _body(self, raw: bytes) -> dict[str, Any] | None:
         """The parsed body when it is one this path may serve, else None."""
-        if len(raw) == 0 or _NUL_ESCAPE in raw or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-            return None
+        if len(raw) == 0 or may_be_unstorable(raw):
+            return None  # the app's media handler says what is wrong with it
         try:
             body = orjson.loads(raw)
             self._conforms(body)

@@ -169,7 +169,7 @@ class Validator:
         now: datetime,
         actor: Actor,
         *,
-        answers: dict[Any, Any] | None = None,
+        answers: dict[RequestKey, Remembered] | None = None,
     ) -> SignedAnswer:
         """`answers`: where to remember the answer, when `facts` came from the cache (so
         no command runs for them, see `_cacheable`)."""
