@@ -10,6 +10,7 @@ import falcon
 from api import errors
 from api import media
 from api.auth import AuthMiddleware
+from api.facts_cache import FactsCache
 from api.idempotency import IdempotencyMiddleware
 from api.metrics import MetricsMiddleware
 from api.metrics import MetricsResource
@@ -145,11 +146,13 @@ def create_app(
     # RequestId first so an id exists before anything else can fail; auth before
     # idempotency, whose keys are scoped to the credential.
     limits = RateLimitMiddleware(config) if config.rate_limits_enabled else None
+    # One cache per process: validation facts and resolved credentials, one listener.
+    cache = FactsCache(config.database_url, max_entries=config.facts_cache_size)
     middleware: list[Any] = [
         RequestIdMiddleware(),
         MetricsMiddleware(),
         media.BodyLimitMiddleware(),
-        AuthMiddleware(services),
+        AuthMiddleware(services, cache),
         *([limits] if limits is not None else []),
         IdempotencyMiddleware(services),
     ]
@@ -169,7 +172,7 @@ def create_app(
             database=database_probe(config.database_url, pool), redis=redis, lag=lag_of(services)
         ),
     )
-    validator = Validator(services)
+    validator = Validator(services, cache=cache)
     add_routes(routes, services, validator)
     app.routes = routes
     # The same limiter instance: one count per request, whichever path serves it.

@@ -37,6 +37,14 @@ after the writer's client has its COMMIT back. So:
   timers, a DBA) is seen once its message has reached this process's socket.
 scripts/bench/notify_delay.py measures that delivery delay (p99 ~1 ms, worst seen ~4 ms
 on a loaded 2-core machine); docs/validation.md ("Facts cache") states the guarantee.
+
+Credentials too: the API keys and license keys requests authenticate with
+(api/auth.py), resolved by `api_key_principal` / `license_principal` (migration 0015),
+are kept by hash under the same rules, dropped by the same channel's messages: `K|…`
+for an API key (its lookup row, migration 0012; its scopes, expiry or revocation,
+migration 0017), `L|…` for a license key, `T|…` for the tenant (its environment). An
+API key revoked in this process is refused by the very next request here; elsewhere once
+the message has arrived (same bound as above). Expiry is checked per request.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -52,6 +61,8 @@ from api.answers import Remembered
 from api.answers import RequestKey
 from ledger.store import local_changes
 from ledger.store.listen import ChannelListener
+from projections.credentials import ApiKeyCredential
+from projections.credentials import LicenseCredential
 from projections.validation import ValidationFacts
 
 _log = logging.getLogger(__name__)
@@ -87,6 +98,34 @@ class Cached:
         self.answers: dict[RequestKey, Remembered] = {}
 
 
+Credential = ApiKeyCredential | LicenseCredential
+
+
+class _CachedCredential:
+    __slots__ = ("credential", "stored_at")
+
+    def __init__(self, credential: Credential, stored_at: float) -> None:
+        self.credential = credential
+        self.stored_at = stored_at
+
+
+def _credential_ref(credential: Credential) -> tuple[str, str]:
+    """(message kind, id) of the messages that concern `credential`."""
+    if isinstance(credential, ApiKeyCredential):
+        return "K", str(credential.api_key_id)
+    return "L", str(credential.license_id)
+
+
+_instances: weakref.WeakSet[FactsCache] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Stop the listener of every cache of this process (tests: the apps of a finished
+    module, whose listeners would otherwise hold a connection each until the run ends)."""
+    for cache in list(_instances):
+        cache.close()
+
+
 class FactsCache:
     """Thread-safe. Reads take no lock (one dict lookup); changes take `_lock`."""
 
@@ -107,6 +146,9 @@ class FactsCache:
         self._by_license: dict[str, bytes] = {}
         self._by_policy: dict[str, set[bytes]] = {}
         self._by_tenant: dict[str, set[bytes]] = {}
+        self._credentials: dict[bytes, _CachedCredential] = {}
+        self._credential_by_ref: dict[tuple[str, str], bytes] = {}
+        self._credentials_by_tenant: dict[str, set[bytes]] = {}
         self._seq = 0  # count of messages (and connection changes) seen
         self._recent: deque[tuple[int, str, str]] = deque(maxlen=_RECENT)
         self._live = False
@@ -117,6 +159,7 @@ class FactsCache:
         if self.enabled:
             # This process's own commits, announced before the command returns.
             local_changes.subscribe(self)
+            _instances.add(self)
 
     # The request path
 
@@ -129,18 +172,32 @@ class FactsCache:
             self._start()
             return None
         entry = self._entries.get(key_hash)
-        if entry is None:
+        if entry is None or not self._fresh(entry.stored_at):
             return None
+        self.hits += 1
+        return entry
+
+    def credential(self, key_hash: bytes) -> Credential | None:
+        """The API key or license key with this hash, as last resolved, while no message
+        has said it changed."""
+        if not self._live:
+            self._start()
+            return None
+        entry = self._credentials.get(key_hash)
+        if entry is None or not self._fresh(entry.stored_at):
+            return None
+        return entry.credential
+
+    def _fresh(self, stored_at: float) -> bool:
         now = self._clock()
-        if now - entry.stored_at > self._ttl:
-            return None
+        if now - stored_at > self._ttl:
+            return False
         if now - self._quiet_at > QUIET_SECONDS:
             listener = self._listener
             if listener is not None and listener.pending():
-                return None  # a message not handled yet may concern it: read the database
+                return False  # a message not handled yet may concern it: read the database
             self._quiet_at = now
-        self.hits += 1
-        return entry
+        return True
 
     def heard_since(self, ticket: int, kind: str, one: str) -> bool:
         """Whether a message of `kind` ("L", "P", "T") naming `one` was handled after
@@ -159,8 +216,9 @@ class FactsCache:
         license_id = str(facts.license.id)
         policy_id = str(facts.policy_id)
         tenant_id = str(facts.tenant_id)
+        concerned = {"L": license_id, "P": policy_id, "T": tenant_id}
         with self._lock:
-            if not self._live or self._stale(ticket, license_id, policy_id, tenant_id):
+            if not self._live or self._stale(ticket, concerned):
                 return
             if key_hash not in self._entries and len(self._entries) >= self._max:
                 self._evict(next(iter(self._entries)))
@@ -168,6 +226,20 @@ class FactsCache:
             self._by_license[license_id] = key_hash
             self._by_policy.setdefault(policy_id, set()).add(key_hash)
             self._by_tenant.setdefault(tenant_id, set()).add(key_hash)
+
+    def put_credential(self, key_hash: bytes, credential: Credential, ticket: int) -> None:
+        if not self._live:
+            return
+        kind, ref = _credential_ref(credential)
+        tenant_id = str(credential.tenant_id)
+        with self._lock:
+            if not self._live or self._stale(ticket, {kind: ref, "T": tenant_id}):
+                return
+            if key_hash not in self._credentials and len(self._credentials) >= self._max:
+                self._evict_credential(next(iter(self._credentials)))
+            self._credentials[key_hash] = _CachedCredential(credential, self._clock())
+            self._credential_by_ref[kind, ref] = key_hash
+            self._credentials_by_tenant.setdefault(tenant_id, set()).add(key_hash)
 
     # Notifications
 
@@ -178,8 +250,8 @@ class FactsCache:
             self._message(kind, ids.split(","))
         elif kind == "T" and tenant:
             self._message("T", (tenant,))
-        elif kind == "K":
-            return  # API keys: not validation facts
+        elif kind == "K" and ids:
+            self._message("K", ids.split(","))
         else:  # "*" (a truncate) or a message this version does not know
             self._message(_ALL, ("",))
 
@@ -188,16 +260,21 @@ class FactsCache:
             for one in ids:
                 self._seq += 1
                 self._recent.append((self._seq, kind, one))
-                if kind == "L":
-                    key_hash = self._by_license.get(one)
+                if kind in ("L", "K"):
+                    key_hash = self._by_license.get(one) if kind == "L" else None
                     if key_hash is not None:
                         self._evict(key_hash)
+                    credential = self._credential_by_ref.get((kind, one))
+                    if credential is not None:
+                        self._evict_credential(credential)
                 elif kind == "P":
                     for key_hash in list(self._by_policy.get(one, ())):
                         self._evict(key_hash)
                 elif kind == "T":
                     for key_hash in list(self._by_tenant.get(one, ())):
                         self._evict(key_hash)
+                    for key_hash in list(self._credentials_by_tenant.get(one, ())):
+                        self._evict_credential(key_hash)
                 else:
                     self._clear()
 
@@ -212,12 +289,12 @@ class FactsCache:
 
     # Internals (under _lock)
 
-    def _stale(self, ticket: int, license_id: str, policy_id: str, tenant_id: str) -> bool:
+    def _stale(self, ticket: int, concerned: dict[str, str]) -> bool:
+        """Whether a message since `ticket` named any of `concerned` (kind -> id)."""
         if ticket == self._seq:
             return False
         if not self._recent or self._recent[0][0] > ticket + 1:
             return True  # messages since the read were forgotten: assume the worst
-        concerned = {"L": license_id, "P": policy_id, "T": tenant_id}
         for seq, kind, one in reversed(self._recent):
             if seq <= ticket:
                 break
@@ -234,7 +311,18 @@ class FactsCache:
         _discard(self._by_policy, str(facts.policy_id), key_hash)
         _discard(self._by_tenant, str(facts.tenant_id), key_hash)
 
+    def _evict_credential(self, key_hash: bytes) -> None:
+        entry = self._credentials.pop(key_hash, None)
+        if entry is None:
+            return
+        kind, ref = _credential_ref(entry.credential)
+        self._credential_by_ref.pop((kind, ref), None)
+        _discard(self._credentials_by_tenant, str(entry.credential.tenant_id), key_hash)
+
     def _clear(self) -> None:
+        self._credentials.clear()
+        self._credential_by_ref.clear()
+        self._credentials_by_tenant.clear()
         self._entries.clear()
         self._by_license.clear()
         self._by_policy.clear()

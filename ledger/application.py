@@ -94,10 +94,10 @@ def postgres_env(
     }
 
 
-# Streams whose changes cannot alter what a validation reads (credentials, webhooks, the
-# validation records themselves). Any other stream not handled below is announced as a
-# change of its whole tenant (products, entitlements: rare, and their projections may
-# touch licenses).
+# Streams whose changes cannot alter what a validation or an authentication reads
+# (accounts, webhooks, the validation records themselves; API keys are announced on
+# their own). Any other stream not handled below is announced as a change of its whole
+# tenant (products, entitlements: rare, and their projections may touch licenses).
 _NOT_FACTS = frozenset({"account", "api_key", "webhook_endpoint", "validation"})
 
 
@@ -111,6 +111,8 @@ def announced_changes(aggregates: tuple[Any, ...]) -> Iterator[str]:
             yield local_changes.license_changed(tenant, aggregate.id)
         elif stream == "policy":
             yield local_changes.policy_changed(tenant, aggregate.id)
+        elif stream == "api_key":
+            yield local_changes.api_key_changed(tenant, aggregate.id)
         elif stream not in _NOT_FACTS:
             yield local_changes.tenant_changed(tenant)
 

@@ -11,7 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from api import facts_cache
 from tests.support import services
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _facts_cache_listeners_stopped() -> Iterator[None]:
+    """Each app made in a module listens for cache invalidations on a connection of its
+    own (api/facts_cache.py); stop them when the module is done, or a run's worth of
+    them would hold PostgreSQL connections until the end (the databases live that long),
+    and a later test spawning many processes could find the server full."""
+    yield
+    facts_cache.close_all()
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,11 @@ after the writer's own client has its COMMIT back and has sent the next request 
 run of 2026-12-01 caught a command followed at once by a validation in the same process
 being answered from the cache). So a command also announces what it changed here,
 synchronously, after its commit and before it returns: in the process that made a
-change, the very next validation sees it, with no wait.
+change, the very next validation (or request with a revoked API key) sees it, with no wait.
 
-Messages use the payload format of the triggers (`L|<tenant>|<ids>`, `P|…`, `T|<tenant>`),
-so a subscriber handles both sources with one function. Subscribers are held weakly.
+Messages use the payload format of the triggers (`L|<tenant>|<ids>`, `P|…`, `K|…` for API
+keys, `T|<tenant>`), so a subscriber handles both sources with one function. Subscribers
+are held weakly.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def license_changed(tenant_id: UUID, license_id: UUID | str) -> str:
 
 def policy_changed(tenant_id: UUID, policy_id: UUID | str) -> str:
     return f"P|{tenant_id}|{policy_id}"
+
+
+def api_key_changed(tenant_id: UUID, api_key_id: UUID | str) -> str:
+    return f"K|{tenant_id}|{api_key_id}"
 
 
 def tenant_changed(tenant_id: UUID) -> str:

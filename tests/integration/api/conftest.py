@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from api.app import create_app
 from api.app import ledger_application
 from api.config import Config
+from api.facts_cache import FactsCache
 from api.routing import RouteTable
 from api.services import Services
 from api.validation_events import close_all
@@ -164,6 +165,14 @@ def ledger(config: Config) -> Iterator[LedgerApplication]:
 @pytest.fixture(scope="module")
 def client(config: Config, ledger: LedgerApplication) -> CheckedClient:
     return CheckedClient(create_app(config, services=Services(ledger, config)))
+
+
+@pytest.fixture(scope="module")
+def cache(client: CheckedClient) -> FactsCache:
+    """The app's facts cache (validation facts and resolved credentials)."""
+    resource = client.app._router.find("/api/v1/licenses/validate-key")[0]  # type: ignore[attr-defined]
+    facts_cache: FactsCache = resource._validator.cache
+    return facts_cache
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,6 @@ from tests.support.licensing import context
 pytestmark = pytest.mark.usefixtures("validation_events_flushed")
 
 
-@pytest.fixture(scope="module")
-def cache(client: CheckedClient) -> FactsCache:
-    resource = client.app._router.find(VALIDATE_KEY)[0]  # type: ignore[attr-defined]
-    facts_cache: FactsCache = resource._validator.cache
-    return facts_cache
-
-
 def code_of(client: CheckedClient, issued: IssuedKey, signing_key: str, **body: Any) -> str:
     result = client.post(VALIDATE_KEY, json={"key": issued.key, **body})
     assert result.status_code == 200, result.text

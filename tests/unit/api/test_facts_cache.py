@@ -1,6 +1,6 @@
 """FactsCache's bookkeeping, as a property: whatever the interleaving of reads, puts and
-change messages, the cache never answers with facts that a message has since declared
-changed, and keeps what no message concerned."""
+change messages, the cache never answers with facts (or a resolved credential) that a
+message has since declared changed, and keeps what no message concerned."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from ledger.domain.validation import LicenseFacts
 from ledger.domain.validation import PolicyFacts
 from ledger.store import local_changes
 from ledger.store.tenancy import tenant_scope
+from projections.credentials import ApiKeyCredential
+from projections.credentials import LicenseCredential
 from projections.validation import ValidationFacts
 
 TENANTS = [UUID(int=1), UUID(int=2)]
@@ -28,6 +30,19 @@ LICENSES = [
     (UUID(int=102), TENANTS[1], POLICIES[1]),
     (UUID(int=103), TENANTS[1], POLICIES[1]),
 ]
+# api key index -> (api key id, tenant)
+API_KEYS = [(UUID(int=200), TENANTS[0]), (UUID(int=201), TENANTS[1])]
+# What the property caches: the facts of each license (items 0-3), each API key (4-5)
+# and each license key as a credential (6-9).
+ITEMS = len(LICENSES) + len(API_KEYS) + len(LICENSES)
+
+
+def credential(item: int) -> ApiKeyCredential | LicenseCredential:
+    if item < len(LICENSES) + len(API_KEYS):
+        api_key_id, tenant_id = API_KEYS[item - len(LICENSES)]
+        return ApiKeyCredential(tenant_id, api_key_id, "live", (), None)
+    license_id, tenant_id, _ = LICENSES[item - len(LICENSES) - len(API_KEYS)]
+    return LicenseCredential(tenant_id, license_id, "live")
 
 
 def facts(index: int) -> ValidationFacts:
@@ -68,6 +83,11 @@ def key(index: int) -> bytes:
 
 def concerns(message: tuple[str, str], index: int) -> bool:
     kind, one = message
+    if index >= len(LICENSES):
+        cred = credential(index)
+        ref = ("K", str(cred.api_key_id)) if isinstance(cred, ApiKeyCredential) else (
+            "L", str(cred.license_id))  # fmt: skip
+        return kind == "*" or message == ref or (kind == "T" and one == str(cred.tenant_id))
     license_id, tenant_id, policy_id = LICENSES[index]
     return (
         kind == "*"
@@ -89,10 +109,11 @@ def payload(message: tuple[str, str]) -> str:
 messages = st.one_of(
     st.tuples(st.just("L"), st.sampled_from([str(lic[0]) for lic in LICENSES])),
     st.tuples(st.just("P"), st.sampled_from([str(p) for p in POLICIES])),
+    st.tuples(st.just("K"), st.sampled_from([str(k) for k, _ in API_KEYS])),
     st.tuples(st.just("T"), st.sampled_from([str(t) for t in TENANTS])),
     st.just(("*", "")),
 )
-licenses = st.integers(0, len(LICENSES) - 1)
+licenses = st.integers(0, ITEMS - 1)
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("read"), licenses),
@@ -119,7 +140,10 @@ def test_never_answers_with_facts_a_message_declared_changed(ops: list[tuple[str
             tickets[arg] = cache.ticket()
         elif op == "put" and arg in reads:
             assert isinstance(arg, int)
-            cache.put(key(arg), facts(arg), tickets[arg])
+            if arg < len(LICENSES):
+                cache.put(key(arg), facts(arg), tickets[arg])
+            else:
+                cache.put_credential(key(arg), credential(arg), tickets[arg])
             if not any(concerns(m, arg) for m in log[reads[arg] :]):
                 cached_since[arg] = len(log)
         elif op == "message":
@@ -131,10 +155,14 @@ def test_never_answers_with_facts_a_message_declared_changed(ops: list[tuple[str
                     del cached_since[index]
         elif op == "get":
             assert isinstance(arg, int)
-            got = cache.get(key(arg))
+            got: object
+            if arg < len(LICENSES):
+                got = cache.get(key(arg))
+                assert got is None or got.license.id == LICENSES[arg][0]
+            else:
+                got = cache.credential(key(arg))
+                assert got is None or got == credential(arg)
             assert (got is not None) == (arg in cached_since), (ops, log)
-            if got is not None:
-                assert got.license.id == LICENSES[arg][0]
 
 
 def test_a_drop_of_the_connection_forgets_everything() -> None:
@@ -204,6 +232,7 @@ def test_what_each_saved_stream_announces() -> None:
             f"L|{tenant}|{UUID(int=1)}",
             f"P|{tenant}|{UUID(int=2)}",
             f"T|{tenant}",
+            f"K|{tenant}|{UUID(int=4)}",
         ]
     assert list(announced_changes(tuple(aggregates))) == []  # no tenant in scope: nothing committed
 
