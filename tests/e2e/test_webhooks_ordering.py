@@ -220,7 +220,9 @@ def test_every_event_arrives_in_order_through_failures_and_timeouts(
     database: str,
     tmp_path: Path,
 ) -> None:
-    flaky = Behaviour(fail_share=0.25, sleep_share=0.05, sleep_seconds=1.5)
+    flaky = Behaviour(
+        fail_share=0.25, sleep_share=0.05, sleep_seconds=1.5, max_failures_per_message=4
+    )
     tenant = Tenant(ledger, receiver, flaky)
     # More slots than the default: 5 % of attempts hold theirs for a whole timeout.
     env = worker_env(database, MASTER_KEY, LICENTRIC_WEBHOOK_CONCURRENCY="32", **FAST_RETRIES)

@@ -29,6 +29,7 @@ from api.config import Config
 from api.services import Services
 from ledger.application import LedgerApplication
 from ledger.commands import licenses
+from ledger.domain.errors import InvalidTransition
 from ledger.domain.templates import PolicySettings
 from tests.integration.api.conftest import ADMIN_TOKEN
 from tests.integration.api.conftest import Account
@@ -141,6 +142,11 @@ def test_machines_follow_the_model(
             ctx = context(tenant_id, clock())
             if self.suspended:
                 licenses.reinstate_license(ledger, ctx, self.lic.license_id)
+            elif self.expires_at <= clock():
+                # Only an active license can be suspended (API.md §4): refused, unchanged.
+                with pytest.raises(InvalidTransition):
+                    licenses.suspend_license(ledger, ctx, self.lic.license_id)
+                return
             else:
                 licenses.suspend_license(ledger, ctx, self.lic.license_id)
             self.suspended = not self.suspended
