@@ -17,15 +17,22 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from typing import Protocol
 
-from scripts.bench._servers import Server
+
+class Running(Protocol):
+    """A started server (scripts/bench/_servers.Server, tests/support ServerProcess)."""
+
+    @property
+    def process(self) -> subprocess.Popen[Any]: ...
+
 
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _TOP = 25
 
 
 def profile_server(
-    server: Server, load: Callable[[], object], *, seconds: float, out: Path | None = None
+    server: Running, load: Callable[[], object], *, seconds: float, out: Path | None = None
 ) -> dict[str, Any] | None:
     spy = shutil.which("py-spy")
     if spy is None:

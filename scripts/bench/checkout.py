@@ -2,6 +2,7 @@
 
     python -m scripts.bench.checkout [--seconds 6] [--clients 8] [--licenses 20]
                                      [--repeat 3] [--workers 2] [--threads 4]
+                                     [--profile SECONDS]
 
 Starts `licentric serve` on a fresh database (rate limits off), opens an account and
 issues `--licenses` licenses per client (each with one active machine); each client
@@ -19,6 +20,8 @@ Prints, for each, requests/s and the server's CPU time per request (gunicorn pro
 plus their Postgres backends, from /proc: it does not move with whatever else the
 machine runs), medians of the trials, and checkout / validate-key by both measures.
 Client and server share the machine: trust the ratios more than the absolutes.
+`--profile N` then records the workers with py-spy for N seconds of checkouts and prints
+where their Python time goes.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from ledger.accounts import open_account
 from ledger.domain.codes import EnvironmentName
 from scripts.bench._db import drop_database
 from scripts.bench._db import fresh_database
+from scripts.bench._profile import profile_server
 from tests.support.offline import OfflineLicense
 from tests.support.offline import offline_license
 from tests.support.processes import running_server
@@ -210,6 +214,10 @@ def main() -> None:
         help="synchronous_commit=off for the bench database: takes the WAL flush (which a "
         "shared machine makes erratic) out of the checkout's commit, to compare CPU cost",
     )
+    parser.add_argument(
+        "--profile", type=float, default=0.0, metavar="SECONDS",
+        help="after the trials, py-spy the workers under checkout load for SECONDS",
+    )  # fmt: skip
     args = parser.parse_args()
     url = fresh_database()
     if args.async_commit:
@@ -263,6 +271,16 @@ def main() -> None:
                                 f"  CPU/request: app {phase.app_ms:5.2f} ms,"
                                 f" database {phase.db_ms:5.2f} ms"
                             )
+                    if args.profile:
+                        profile = profile_server(
+                            server,
+                            lambda: _phase(
+                                "checkout", server.base_url, live.api_key, pools, args.profile, cpu
+                            ),
+                            seconds=args.profile,
+                        )
+                        if profile is not None:
+                            print(profile["text"])
                 finally:
                     cpu.close()
         rate = {k: statistics.median(p.rate for p in v) for k, v in phases.items()}
