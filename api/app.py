@@ -75,6 +75,7 @@ class LedgerApp(falcon.App):  # type: ignore[type-arg]
 
     routes: RouteTable
     fast_path: ValidateKeyFastPath | None = None
+    facts_cache: FactsCache | None = None
 
     def __call__(self, env: dict[str, Any], start_response: Any) -> Any:
         fast = self.fast_path
@@ -175,6 +176,7 @@ def create_app(
     validator = Validator(services, cache=cache)
     add_routes(routes, services, validator)
     app.routes = routes
+    app.facts_cache = cache
     # The same limiter instance: one count per request, whichever path serves it.
     app.fast_path = ValidateKeyFastPath(validator, limits)
     return app

@@ -168,8 +168,7 @@ class FactsCache:
         return None if entry is None else entry.facts
 
     def entry(self, key_hash: bytes) -> Cached | None:
-        if not self._live:
-            self._start()
+        if not self._serving():
             return None
         entry = self._entries.get(key_hash)
         if entry is None or not self._fresh(entry.stored_at):
@@ -180,13 +179,19 @@ class FactsCache:
     def credential(self, key_hash: bytes) -> Credential | None:
         """The API key or license key with this hash, as last resolved, while no message
         has said it changed."""
-        if not self._live:
-            self._start()
+        if not self._serving():
             return None
         entry = self._credentials.get(key_hash)
         if entry is None or not self._fresh(entry.stored_at):
             return None
         return entry.credential
+
+    def _serving(self) -> bool:
+        """Listening; otherwise start the listener (first use) and serve nothing yet."""
+        if self._live:
+            return True
+        self._start()
+        return False
 
     def _fresh(self, stored_at: float) -> bool:
         now = self._clock()
@@ -200,7 +205,7 @@ class FactsCache:
         return True
 
     def heard_since(self, ticket: int, kind: str, one: str) -> bool:
-        """Whether a message of `kind` ("L", "P", "T") naming `one` was handled after
+        """Whether a message of `kind` ("L", "P", "K", "T") naming `one` was handled after
         `ticket` was taken (diagnostics and tests: a foreign writer's change is seen
         once its message has arrived)."""
         with self._lock:
@@ -261,12 +266,10 @@ class FactsCache:
                 self._seq += 1
                 self._recent.append((self._seq, kind, one))
                 if kind in ("L", "K"):
-                    key_hash = self._by_license.get(one) if kind == "L" else None
-                    if key_hash is not None:
+                    if kind == "L" and (key_hash := self._by_license.get(one)) is not None:
                         self._evict(key_hash)
-                    credential = self._credential_by_ref.get((kind, one))
-                    if credential is not None:
-                        self._evict_credential(credential)
+                    if (held := self._credential_by_ref.get((kind, one))) is not None:
+                        self._evict_credential(held)
                 elif kind == "P":
                     for key_hash in list(self._by_policy.get(one, ())):
                         self._evict(key_hash)

@@ -95,10 +95,10 @@ def postgres_env(
 
 
 # Streams whose changes cannot alter what a validation or an authentication reads
-# (accounts, webhooks, the validation records themselves; API keys are announced on
-# their own). Any other stream not handled below is announced as a change of its whole
-# tenant (products, entitlements: rare, and their projections may touch licenses).
-_NOT_FACTS = frozenset({"account", "api_key", "webhook_endpoint", "validation"})
+# (accounts, webhooks, the validation records themselves). Licenses, policies and API
+# keys are announced by id below; any other stream as a change of its whole tenant
+# (products, entitlements: rare, and their projections may touch licenses).
+_NOT_FACTS = frozenset({"account", "webhook_endpoint", "validation"})
 
 
 def announced_changes(aggregates: tuple[Any, ...]) -> Iterator[str]:

@@ -21,6 +21,7 @@ import falcon.testing
 import pytest
 from jsonschema import Draft202012Validator
 
+from api.app import LedgerApp
 from api.app import create_app
 from api.app import ledger_application
 from api.config import Config
@@ -170,9 +171,10 @@ def client(config: Config, ledger: LedgerApplication) -> CheckedClient:
 @pytest.fixture(scope="module")
 def cache(client: CheckedClient) -> FactsCache:
     """The app's facts cache (validation facts and resolved credentials)."""
-    resource = client.app._router.find("/api/v1/licenses/validate-key")[0]  # type: ignore[attr-defined]
-    facts_cache: FactsCache = resource._validator.cache
-    return facts_cache
+    app = client.app
+    assert isinstance(app, LedgerApp)
+    assert app.facts_cache is not None
+    return app.facts_cache
 
 
 @pytest.fixture(scope="module")
