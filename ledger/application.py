@@ -159,6 +159,7 @@ class LedgerApplication(Application[UUID]):
             event_store=self.events,
             snapshot_store=self.snapshots,
             datastore=recorder.datastore,
+            snapshot_intervals=self.snapshotting_intervals,
         )
 
     @property

@@ -54,6 +54,9 @@ class Triggers:
     key_rotated: bool = False
     # License -> the kids its new checkouts were signed with.
     checkout_kids: dict[UUID, set[str]] = field(default_factory=dict)
+    # License -> the last version a checkout brought to a multiple of the snapshot
+    # interval: checkouts append without saving an aggregate, so nothing else snapshots it.
+    snapshots_due: dict[UUID, int] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
@@ -71,10 +74,13 @@ def tenants_behind(curs: Cursor[DictRow], limit: int) -> list[Behind]:
     return [Behind(r["tenant_id"], int(r["position"])) for r in rows]
 
 
-def read_triggers(curs: Cursor[DictRow], *, after: int, limit: int) -> Triggers | None:
-    """The next `limit` events of the tenant set on `curs`; None when there are none."""
+def read_triggers(
+    curs: Cursor[DictRow], *, after: int, limit: int, snapshot_every: int | None = None
+) -> Triggers | None:
+    """The next `limit` events of the tenant set on `curs`; None when there are none.
+    `snapshot_every`: the License snapshot interval, for `Triggers.snapshots_due`."""
     rows = curs.execute(
-        "SELECT position, stream_id, event_type,"
+        "SELECT position, stream_id, event_type, version,"
         " CASE WHEN event_type = %s THEN data->>'kid' END AS kid FROM events"
         " WHERE tenant_id = current_tenant() AND position > %s ORDER BY position LIMIT %s",
         (CHECKED_OUT, after, limit),
@@ -91,8 +97,11 @@ def read_triggers(curs: Cursor[DictRow], *, after: int, limit: int) -> Triggers 
             triggers.policies.add(row["stream_id"])
         elif event_type == KEY_ROTATED:
             triggers.key_rotated = True
-        elif event_type == CHECKED_OUT and row["kid"] is not None:
-            triggers.checkout_kids.setdefault(row["stream_id"], set()).add(row["kid"])
+        elif event_type == CHECKED_OUT:
+            if row["kid"] is not None:
+                triggers.checkout_kids.setdefault(row["stream_id"], set()).add(row["kid"])
+            if snapshot_every and row["version"] % snapshot_every == 0:
+                triggers.snapshots_due[row["stream_id"]] = int(row["version"])
     return triggers
 
 

@@ -12,6 +12,10 @@ three streams (license, policy, environment) owned by other read models, and the
 path (validations appending usage events) would pay for a job row on every change of a
 checked-out license. Reading the log costs the request path nothing.
 
+It also snapshots license streams that checkouts grew to a multiple of the snapshot
+interval: a checkout appends without saving an aggregate (ledger.commands.checkouts
+`check_out`), and doing it here keeps the replay (a hundred events) off the request.
+
 Exactly-once, effect-wise: the tenant's position is written in the same transaction as
 the last regenerated files of the batch (or alone when the batch changed nothing). A
 crash between two licenses of a batch replays the batch; the licenses already done are
@@ -36,6 +40,8 @@ from ledger.commands.base import Actor
 from ledger.commands.base import CommandContext
 from ledger.commands.checkouts import regenerate_files
 from ledger.domain.errors import DomainError
+from ledger.domain.license import License
+from ledger.store.tenancy import tenant_scope
 from projections.offline import active_signing_key
 from projections.offline import licenses_with_unexpired_checkouts
 from projections.resigner import Triggers
@@ -85,10 +91,19 @@ class Resigner:
     def catch_up(self, tenant_id: UUID, *, after: int) -> int:
         now = self._clock()
         with self._ledger.reading(tenant_id) as curs:
-            triggers = read_triggers(curs, after=after, limit=self._events_per_batch)
+            triggers = read_triggers(
+                curs,
+                after=after,
+                limit=self._events_per_batch,
+                snapshot_every=self._ledger.snapshotting_intervals.get(License),
+            )
             if triggers is None:
                 return 0
             licenses = self._licenses(curs, triggers, now) if triggers.any else []
+        # Before the position moves: a replayed batch snapshots again, which stores nothing.
+        with tenant_scope(tenant_id):
+            for license_id, version in triggers.snapshots_due.items():
+                self._ledger.take_snapshot(license_id, version)
 
         def advance(curs: Cursor[DictRow]) -> None:
             store_position(curs, tenant_id, triggers.last_position)

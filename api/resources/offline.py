@@ -31,9 +31,9 @@ from ledger.commands.checkouts import check_out
 from ledger.commands.checkouts import checkout_license
 from ledger.domain.codes import Scope
 from ledger.domain.license_checkouts import Checkout
+from ledger.domain.timestamps import iso_ms
 from ledger.offline.certificate import FILE_NAME
 from ledger.offline.certificate import MEDIA_TYPE
-from ledger.offline.content import iso_ms
 from projections.checkout_facts import CheckoutFacts
 from projections.checkout_facts import read_checkout_facts
 from projections.offline import checked_out_license_view

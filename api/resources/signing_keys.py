@@ -24,7 +24,7 @@ from ledger.commands.signing_keys import rotate_response_secret
 from ledger.commands.signing_keys import rotate_signing_key
 from ledger.domain.codes import ErrorCode
 from ledger.domain.environment import SigningKey
-from ledger.offline.content import iso_ms
+from ledger.domain.timestamps import iso_ms
 from projections.offline import list_signing_keys
 from projections.queries import Page
 

@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -32,6 +31,7 @@ from nacl.signing import VerifyKey
 from ledger.accounts import signing_seed_context
 from ledger.crypto import decrypt
 from ledger.domain.environment import Environment
+from ledger.domain.timestamps import iso_ms
 
 HEAD_TYPE = "licentric.audit-head.v1"
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
@@ -139,9 +139,3 @@ def verify_head(head: SignedHead, public_key_b64: str) -> None:
     except (BadSignatureError, ValueError):
         # nacl's ValueError: a signature that is not 64 bytes long.
         raise HeadSignatureError("the signature does not match the head") from None
-
-
-def iso_ms(moment: datetime) -> str:
-    """`2026-01-15T10:30:00.000Z` (the wire's timestamp form)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

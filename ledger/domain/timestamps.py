@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from typing import overload
 
 
 def require_utc(at: datetime) -> datetime:
@@ -21,6 +22,25 @@ def to_iso(at: datetime) -> str:
 
 def to_iso_or_none(at: datetime | None) -> str | None:
     return None if at is None else to_iso(at)
+
+
+@overload
+def iso_ms(moment: datetime) -> str: ...
+@overload
+def iso_ms(moment: None) -> None: ...
+@overload
+def iso_ms(moment: datetime | None) -> str | None: ...
+def iso_ms(moment: datetime | None) -> str | None:
+    """`2026-01-15T10:30:00.000Z`, the API's timestamp form (API.md §1): what responses,
+    offline files and signed audit heads state. None stays None."""
+    if moment is None:
+        return None
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime's %Y does not pad; keep its text for these
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is a third of strftime's cost (every answer has a few of these); a UTC
+    # datetime's ends in "+00:00", which becomes "Z".
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def from_iso(text: str) -> datetime:

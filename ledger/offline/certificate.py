@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -74,8 +75,15 @@ def sign_certificate(
     payload_b64 = b64(body) if file_key is None else encrypt_payload(file_key, body, header_b64)
     signed = f"{header_b64}.{payload_b64}"
     # `.signature` only: the full `sign()` result is signature || message.
-    signature = SigningKey(seed).sign(signed.encode("ascii")).signature
+    signature = _signing_key(seed).sign(signed.encode("ascii")).signature
     return f"{BEGIN}\n{signed}.{b64(signature)}\n{END}\n"
+
+
+# Deriving the key pair from the seed costs about as much as signing; an environment
+# signs every file with one seed (ledger/offline/keys.py keeps it open likewise).
+@lru_cache(maxsize=1024)
+def _signing_key(seed: bytes) -> SigningKey:
+    return SigningKey(seed)
 
 
 class Reason(StrEnum):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import Protocol
@@ -34,20 +33,13 @@ import orjson
 from ledger.domain.codes import LicenseStatus
 from ledger.domain.license_checkouts import Checkout
 from ledger.domain.machine import Machine
+from ledger.domain.timestamps import iso_ms
 from ledger.domain.timestamps import require_utc
 from ledger.offline.certificate import ALGORITHM
 from ledger.offline.certificate import VERSION
 from ledger.offline.rules import OfflinePolicy
 
 _UNUSABLE = frozenset({LicenseStatus.SUSPENDED, LicenseStatus.REVOKED, LicenseStatus.BANNED})
-
-
-def iso_ms(moment: datetime | None) -> str | None:
-    """`2026-01-15T10:30:00.000Z`, the API's timestamp form (API.md §1)."""
-    if moment is None:
-        return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def truncate_ms(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID
 
 from ledger.accounts import signing_seed_context
@@ -29,4 +30,13 @@ def open_file_key(master_key: bytes, tenant_id: UUID, license_id: UUID, sealed: 
 
 
 def signing_seed(master_key: bytes, tenant_id: UUID, key: SigningKey) -> bytes:
-    return decrypt(master_key, key.encrypted_seed, context=signing_seed_context(tenant_id, key.kid))
+    return _open_seed(master_key, tenant_id, key.kid, key.encrypted_seed)
+
+
+# Every checkout signs with its environment's active key: opening the seed each time was
+# an AES-GCM decryption per file. Kept per process, keyed by the ciphertext itself (a
+# rotated key is another entry; the retired one ages out). Holding the open seed adds no
+# exposure: the master key that opens every seed is in the same memory.
+@lru_cache(maxsize=1024)
+def _open_seed(master_key: bytes, tenant_id: UUID, kid: str, encrypted_seed: str) -> bytes:
+    return decrypt(master_key, encrypted_seed, context=signing_seed_context(tenant_id, kid))

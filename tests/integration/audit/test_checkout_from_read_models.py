@@ -45,6 +45,7 @@ from tests.support.licensing import context
 from tests.support.licensing import issue
 from tests.support.offline import OfflineLicense
 from tests.support.offline import offline_license
+from workers.resigner import Resigner
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +224,84 @@ def test_read_model_rows_render_the_file_the_aggregate_renders(
             theirs.payload,
             theirs.expires_at,
         )
+
+
+def snapshot_versions(app: LedgerApplication, tenant: UUID, license_id: UUID) -> list[int]:
+    with tenant_scope(tenant):
+        return [s.originator_version for s in app.snapshots.get(license_id)]  # type: ignore[union-attr]
+
+
+def checkouts_until(
+    app: LedgerApplication, tenant: UUID, lic: OfflineLicense, version: int
+) -> None:
+    while load_version(app, tenant, lic.license_id) < version:
+        checked_out(app, tenant, lic)
+
+
+def load_version(app: LedgerApplication, tenant: UUID, license_id: UUID) -> int:
+    with app.reading(tenant) as curs:
+        row = curs.execute(
+            "SELECT max(version) AS v FROM events WHERE stream_id = %s", (license_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row["v"])
+
+
+def test_checkouts_are_snapshotted_by_the_resigner_or_the_next_long_load_not_the_request(
+    app: LedgerApplication, tenant: UUID
+) -> None:
+    lic = offline_license(app, tenant, pepper=PEPPER, master_key=MASTER_KEY)
+    checkouts_until(app, tenant, lic, 205)
+    assert snapshot_versions(app, tenant, lic.license_id) == []  # none on the request path
+
+    # The re-signer reads the tenant's log: the last multiple of 100 a checkout reached.
+    resigner = Resigner(app, master_key=MASTER_KEY, clock=lambda: datetime.now(UTC))
+    resigner.catch_up(tenant, after=0)
+    assert snapshot_versions(app, tenant, lic.license_id) == [200]
+    resigner.catch_up(tenant, after=0)  # a replayed batch stores nothing new
+    assert snapshot_versions(app, tenant, lic.license_id) == [200]
+
+    # No worker ran since: a load that replays a whole interval snapshots what it built.
+    checkouts_until(app, tenant, lic, 301)
+    assert load_license(app, tenant, lic.license_id).version == 301  # 101 events replayed
+    assert snapshot_versions(app, tenant, lic.license_id) == [200, 301]
+    loaded = load_license(app, tenant, lic.license_id)
+    replayed: Any = None
+    with tenant_scope(tenant):
+        for event in app.events.get(lic.license_id):
+            replayed = event.mutate(replayed)
+    assert vars(loaded) == vars(replayed)
+
+
+def test_a_checkout_is_stored_in_its_rows_not_moved_to_toast(
+    app: LedgerApplication, owner: psycopg.Connection[Any], tenant: UUID
+) -> None:
+    """Migration 0019: the event and the checkouts row carry the file (past the default
+    2 KB TOAST threshold) and stay in their heap pages."""
+    lic = offline_license(app, tenant, pepper=PEPPER, master_key=MASTER_KEY)
+    checked_out(app, tenant, lic)
+    row = owner.execute(
+        "SELECT tableoid::regclass::text FROM events WHERE tenant_id = %s LIMIT 1", (tenant,)
+    ).fetchone()
+    assert row is not None
+    toast_tables = [
+        owner.execute(
+            "SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = %s::regclass", (table,)
+        ).fetchone()[0]  # type: ignore[index]
+        for table in (row[0], "offline_checkouts")
+    ]
+
+    def toasted() -> list[int]:
+        return [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in toast_tables]  # type: ignore[index]
+
+    before = toasted()
+    issued = checked_out(app, tenant, lic)
+    assert toasted() == before
+    sizes = owner.execute(
+        "SELECT (SELECT pg_column_size(e.*) FROM events e WHERE e.tenant_id = %s"
+        "  AND e.stream_id = %s ORDER BY e.version DESC LIMIT 1),"
+        " (SELECT pg_column_size(o.*) FROM offline_checkouts o WHERE o.id = %s)",
+        (tenant, lic.license_id, issued.checkout.id),
+    ).fetchone()
+    assert sizes is not None
+    assert min(sizes) > 2032  # each past the default threshold (TOAST_TUPLE_THRESHOLD)

@@ -12,8 +12,8 @@ from ledger.domain.license import License
 from ledger.domain.license_checkouts import Checkout
 from ledger.domain.policy import Policy
 from ledger.domain.templates import PolicySettings
+from ledger.domain.timestamps import iso_ms
 from ledger.offline.content import FileContent
-from ledger.offline.content import iso_ms
 from ledger.offline.content import render_file as render
 from ledger.offline.rules import OfflinePolicy
 

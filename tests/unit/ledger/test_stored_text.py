@@ -12,10 +12,10 @@ from uuid import uuid5
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.domain.timestamps import iso_ms
 from ledger.store.hashchain import ChainedEvent
 from ledger.store.hashchain import iso_micro
 from ledger.store.recorder import event_id_of
-from projections.wire import iso_ms
 
 ZONES = st.sampled_from(
     [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
