@@ -10,6 +10,8 @@ from uuid import uuid4
 
 import pytest
 
+from ledger.application import STREAMS
+from ledger.commands.checkouts import checked_out_event
 from ledger.domain.codes import ErrorCode
 from ledger.domain.errors import BusinessRuleViolation
 from ledger.domain.errors import CheckoutTtlInvalid
@@ -19,6 +21,11 @@ from ledger.domain.errors import OfflineNotAllowed
 from ledger.domain.errors import ValidationFailed
 from ledger.domain.license import License
 from ledger.domain.license_checkouts import IssuedFile
+from ledger.domain.license_checkouts import checked_out_fields
+from ledger.store.mapper import EventNames
+from ledger.store.mapper import StableNameMapper
+from ledger.store.mapper import saving
+from ledger.store.recorder import TenantRecorder
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 FP = "fp-00000001"
@@ -157,3 +164,36 @@ def test_the_offline_file_key_is_sealed_once() -> None:
     lic.seal_file_key(sealed_key="sealed", at=T0)
     assert lic.sealed_file_key == "sealed"
     assert [type(e).__name__ for e in lic.collect_events()] == ["FileKeySealed"]
+
+
+def test_the_row_a_read_model_checkout_appends_is_the_row_of_the_aggregates_event() -> None:
+    """ledger.commands.checkouts.checked_out_event builds the log row field by field; it
+    is the row TenantRecorder.chained makes of the event the aggregate records."""
+    lic = new_license()
+    terms: dict[str, Any] = {
+        "checkout_id": uuid4(), "fingerprint": FP, "ttl": 86400, "kid": "k1",
+        "offline_allowed": True, "offline_max_days": 14, "require_fingerprint": True,
+        "expired_blocks": True, "at": T0 + timedelta(microseconds=123_457),
+    }  # fmt: skip
+    plan = lic.plan_checkout(**terms)
+    file = issued(plan.issued_at)
+    lic.record_checkout(file=file, **terms)
+    [event] = lic.collect_events()
+    EventNames.register(*STREAMS)
+    with saving([lic]):  # as LedgerApplication.save names it
+        stored = StableNameMapper(transcoder=None).to_stored_event(event)  # type: ignore[arg-type]
+    tenant, metadata = uuid4(), {"actor": {"type": "api_key", "id": "k"}, "requestId": "r-1"}
+    recorded_at = T0 + timedelta(seconds=1)
+
+    direct = checked_out_event(
+        recorded_at,
+        tenant_id=tenant,
+        license_id=lic.id,
+        version=lic.version,
+        fields=checked_out_fields(plan, file),
+        metadata=metadata,
+        occurred_at=plan.issued_at,
+    )
+    via_stored = [TenantRecorder.chained(tenant, stored, metadata, recorded_at)]
+    assert direct == via_stored
+    assert [e.append_row() for e in direct] == [e.append_row() for e in via_stored]
