@@ -32,7 +32,7 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _cpu_seconds(pids: list[int], *, reaped: bool = False) -> dict[int, float]:
+def cpu_seconds(pids: list[int], *, reaped: bool = False) -> dict[int, float]:
     """utime + stime of each process; with `reaped`, plus cutime + cstime: the CPU of
     its children that exited (gunicorn's arbiter reaps recycled workers)."""
     seconds = {}
@@ -46,7 +46,7 @@ def _cpu_seconds(pids: list[int], *, reaped: bool = False) -> dict[int, float]:
     return seconds
 
 
-def _backends(database_url: str) -> list[int]:
+def backend_pids(database_url: str) -> list[int]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity"
@@ -70,8 +70,8 @@ class CpuMeter:
         self.spent = CpuSpent()
 
     def _sample(self) -> tuple[dict[int, float], dict[int, float]]:
-        backends = _backends(self._url) if self._url else []
-        return _cpu_seconds(_process_tree(self._root), reaped=True), _cpu_seconds(backends)
+        backends = backend_pids(self._url) if self._url else []
+        return cpu_seconds(_process_tree(self._root), reaped=True), cpu_seconds(backends)
 
     def __enter__(self) -> CpuSpent:
         self._start = self._sample()

@@ -30,17 +30,13 @@ where their Python time goes.
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import itertools
 import multiprocessing as mp
 import os
-import secrets
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -49,17 +45,12 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 
-from api.app import ledger_application
-from api.config import Config
-from ledger.accounts import open_account
-from ledger.domain.codes import EnvironmentName
 from scripts.bench._db import drop_database
 from scripts.bench._db import fresh_database
+from scripts.bench._offline import offline_world
 from scripts.bench._profile import profile_server
 from tests.support.offline import OfflineLicense
-from tests.support.offline import offline_license
 from tests.support.processes import running_server
-from tests.support.processes import server_env
 
 
 def _requests(kind: str, api_key: str, licenses: list[OfflineLicense]) -> list[tuple[str, bytes]]:
@@ -229,32 +220,8 @@ def main() -> None:
             conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     try:
         with TemporaryDirectory() as scratch:
-            env = server_env(
-                DATABASE_URL=url,
-                LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-                LICENTRIC_DATA_DIR=scratch,
-                LICENTRIC_LOG_LEVEL="warning",
-            )
-            config = Config.from_env(env)
-            ledger = ledger_application(config)
-            opened = open_account(
-                ledger,
-                name="bench",
-                master_key=config.master_key,
-                pepper=config.pepper,
-                at=datetime.now(UTC),
-            )
-            live = opened.environments[EnvironmentName.LIVE]
-            pools = [
-                [
-                    offline_license(
-                        ledger, live.tenant_id, pepper=config.pepper, master_key=config.master_key
-                    )
-                    for _ in range(args.licenses)
-                ]
-                for _ in range(args.clients)
-            ]
-            ledger.close()
+            world = offline_world(url, scratch, pools=args.clients, per_pool=args.licenses)
+            env, live, pools = world.env, world.live, world.pools
             with running_server(
                 env, log_dir=Path(scratch), workers=args.workers, threads=args.threads
             ) as server:

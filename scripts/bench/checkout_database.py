@@ -20,15 +20,9 @@ blocks in one process keep the comparison paired. `SELECT 1` is printed for scal
 from __future__ import annotations
 
 import argparse
-import base64
-import os
-import secrets
 import statistics
 from collections.abc import Callable
-from datetime import UTC
-from datetime import datetime
 from importlib import resources
-from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
@@ -38,28 +32,19 @@ from falcon import testing
 
 from api.app import create_app
 from api.app import ledger_application
-from api.config import Config
 from api.services import LazyLedger
 from api.services import Services
-from ledger.accounts import open_account
-from ledger.domain.codes import EnvironmentName
 from ledger.store.factory import APP_ROLE
+from scripts.bench._cpu import backend_pids
+from scripts.bench._cpu import cpu_seconds
 from scripts.bench._db import drop_database
 from scripts.bench._db import fresh_database
+from scripts.bench._offline import offline_world
 from tests.support.offline import OfflineLicense
-from tests.support.offline import offline_license
-from tests.support.processes import server_env
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pids).values())
 
 
 def _old_checkout_facts() -> str:
@@ -84,14 +69,14 @@ def _facts(url: str, tenant: Any, licenses: list[OfflineLicense], calls: int) ->
                 ids = [(tenant, lic.license_id) for lic in licenses]
                 for i in range(50):  # past the plan cache's custom plans
                     conn.execute(sql, ids[i % len(ids)], prepare=True).fetchall()
-                before = _cpu(pid)
+                before = _cpu([pid])
                 for i in range(calls):
                     conn.execute(sql, ids[i % len(ids)], prepare=True).fetchall()
-                results[name].append(1e6 * (_cpu(pid) - before) / calls)
-            before = _cpu(pid)
+                results[name].append(1e6 * (_cpu([pid]) - before) / calls)
+            before = _cpu([pid])
             for _ in range(calls):
                 conn.execute("SELECT 1", prepare=True).fetchall()
-            results["SELECT 1"].append(1e6 * (_cpu(pid) - before) / calls)
+            results["SELECT 1"].append(1e6 * (_cpu([pid]) - before) / calls)
     for name, values in results.items():
         print(f"{name:<24} backend CPU {statistics.median(values):6.0f} µs/call"
               f"  (rounds: {', '.join(f'{v:.0f}' for v in values)})")  # fmt: skip
@@ -116,17 +101,11 @@ def _toast(url: str, checkout: Callable[[int], None], blocks: int, block: int) -
                 owner.execute(f"ALTER TABLE {table} {option}")
             for i in range(20):
                 checkout(i)  # the options reach every connection's relcache
-            pids = [
-                int(row[0])
-                for row in owner.execute(
-                    "SELECT pid FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ]
-            before = sum(_cpu(p) for p in pids)
+            pids = backend_pids(url)
+            before = _cpu(pids)
             for i in range(block):
                 checkout(i)
-            results[inline].append(1e6 * (sum(_cpu(p) for p in pids) - before) / block)
+            results[inline].append(1e6 * (_cpu(pids) - before) / block)
     for inline, values in results.items():
         label = "toast_tuple_target 8160" if inline else "toast_tuple_target default"
         print(f"{label:<27} backend CPU {statistics.median(values):6.0f} µs/checkout"
@@ -142,26 +121,8 @@ def main() -> None:
     url = fresh_database()
     try:
         with TemporaryDirectory() as scratch:
-            env = server_env(
-                DATABASE_URL=url,
-                LICENTRIC_MASTER_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
-                LICENTRIC_DATA_DIR=scratch,
-                LICENTRIC_LOG_LEVEL="warning",
-            )
-            config = Config.from_env(env)
-            ledger = ledger_application(config)
-            opened = open_account(
-                ledger, name="bench", master_key=config.master_key, pepper=config.pepper,
-                at=datetime.now(UTC),
-            )  # fmt: skip
-            live = opened.environments[EnvironmentName.LIVE]
-            licenses = [
-                offline_license(
-                    ledger, live.tenant_id, pepper=config.pepper, master_key=config.master_key
-                )
-                for _ in range(20)
-            ]
-            ledger.close()
+            world = offline_world(url, scratch, pools=1, per_pool=20)
+            config, live, licenses = world.config, world.live, world.pools[0]
             _facts(url, live.tenant_id, licenses, args.calls)
 
             # A ledger this script closes: the app's own would outlive the database.
